@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Layers: the index format, import from folders, merging a chain, checkout
+ * and the graph queries.
+ *
+ * A layer folder (layers/<id>/) holds:
+ *   meta   the layer record (text, checksummed)
+ *   index  every entry of the delta, sorted, fixed-size records plus a
+ *          string table; read through mmap (format below)
+ *   fs/    the delta in overlayfs lowerdir form: whiteouts are 0/0 character
+ *          devices, opaque folders carry <ns>opaque=y, and regular files
+ *          are metadata-only (<ns>metacopy) with <ns>redirect naming their
+ *          content object in the store's objects/ folder, which serves as
+ *          a data-only lower layer (lowerdir=fs::objects).
+ */
+#ifndef LAM_LAYER_INTERNAL_H
+#define LAM_LAYER_INTERNAL_H
+
+#include "store/internal.h"
+
+enum {
+	LAM__E_WHITEOUT = 1u << 0,
+	LAM__E_OPAQUE = 1u << 1,
+	LAM__E_OBJECT = 1u << 2,
+};
+
+/* One entry of a layer's delta. Strings point into the index mapping (or
+ * into the importer's memory while a layer is built); they are not
+ * NUL-terminated. The root folder is the entry with the empty path. */
+typedef struct lam__entry {
+	const char *path;
+	const char *target; /* symlink target */
+	const char *xattrs; /* blob: {u32 nlen, u32 vlen, name, value}… */
+	uint32_t path_len;
+	uint32_t target_len;
+	uint32_t xattrs_len;
+	uint32_t mode; /* st_mode, type bits included */
+	uint32_t uid;
+	uint32_t gid;
+	uint32_t flags;
+	uint32_t nlink;
+	uint32_t link_group; /* 0, or a hard-link group number ≥ 1 */
+	uint32_t mtime_nsec;
+	int64_t mtime_sec;
+	uint64_t size;
+	uint64_t rdev;
+	lam__objid obj; /* when flags has LAM__E_OBJECT */
+} lam__entry;
+
+/* A layer's index, mapped read-only. */
+typedef struct lam__index {
+	void *map;
+	size_t map_len;
+	uint64_t count;
+	const unsigned char *records;
+	const char *strtab;
+	uint64_t strtab_len;
+} lam__index;
+
+int lam__index_write(int dirfd, const char *name, lam__entry *entries,
+		     size_t n);
+int lam__index_open(lam__index *idx, int dirfd, const char *name);
+void lam__index_close(lam__index *idx);
+void lam__index_get(const lam__index *idx, uint64_t i, lam__entry *out);
+/* Binary search; returns the position or -1. */
+int64_t lam__index_find(const lam__index *idx, const char *path, size_t len);
+/* Digest over the canonical form of a sorted entry array. */
+void lam__entries_digest(lam__digest *out, const lam__entry *e, size_t n);
+int lam__entry_cmp(const lam__entry *a, const lam__entry *b);
+
+/* Walk an xattr blob. */
+typedef struct lam__xattr {
+	const char *name;
+	const char *value;
+	uint32_t name_len;
+	uint32_t value_len;
+} lam__xattr;
+/* Returns 1 with *x filled and *off advanced, 0 at the end, <0 if the blob
+ * is malformed. */
+int lam__xattr_next(const char *blob, uint32_t len, uint32_t *off,
+		    lam__xattr *x);
+
+struct lam_layer {
+	int refcount;
+	lam_store *store;
+	lam__layer_rec rec;
+	pthread_mutex_t mutex;
+	bool index_loaded;
+	lam__index index;
+};
+
+int lam__layer_new(lam_layer **out, lam_store *s, const lam__layer_rec *rec);
+/* The layer's index, loaded on first use. */
+int lam__layer_index(lam_layer *l, const lam__index **out);
+int lam__layer_open_id(lam_layer **out, lam_store *s, const char *id);
+
+/* A merged chain: the visible entries of a stack of layers. */
+typedef struct lam__merged_ent {
+	uint32_t layer; /* position in the chain, 0 = top */
+	uint64_t index; /* entry number in that layer's index */
+} lam__merged_ent;
+
+typedef struct lam__merged {
+	lam_layer **chain; /* top first, each referenced */
+	size_t depth;
+	lam__merged_ent *ents; /* sorted by path */
+	size_t count;
+} lam__merged;
+
+int lam__merged_build(lam__merged *m, lam_layer *top);
+void lam__merged_free(lam__merged *m);
+void lam__merged_get(const lam__merged *m, size_t i, lam__entry *out);
+
+#endif

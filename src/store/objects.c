@@ -1,0 +1,231 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store/internal.h"
+
+/* Contents up to this size are hashed and compared in memory; larger ones
+ * stream through a temporary file. */
+#define SMALL_MAX    (4u << 20)
+#define CHUNK	     (1u << 20)
+#define MAX_VARIANTS 64
+
+void lam__object_name(char out[48], const lam__objid *id)
+{
+	char hex[33];
+	lam__digest_hex(hex, &id->digest);
+	if (id->variant == 0)
+		snprintf(out, 48, "%.2s/%s", hex, hex + 2);
+	else
+		snprintf(out, 48, "%.2s/%s.%u", hex, hex + 2, id->variant);
+}
+
+int lam__object_open(lam_store *s, const lam__objid *id)
+{
+	char name[48];
+	lam__object_name(name, id);
+	int fd = openat(s->objectsfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return lam__error_errno(errno, "opening object %s", name);
+	return fd;
+}
+
+/* Compare a file's whole content with a buffer, or with another file. */
+static int same_as_buf(int fd, const void *data, size_t len, char *scratch)
+{
+	size_t off = 0;
+	while (off < len) {
+		size_t want = len - off < CHUNK ? len - off : CHUNK;
+		ssize_t n = pread(fd, scratch, want, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : 0;
+		if (memcmp(scratch, (const char *)data + off, (size_t)n) != 0)
+			return 0;
+		off += (size_t)n;
+	}
+	char c;
+	return pread(fd, &c, 1, (off_t)len) == 0 ? 1 : 0;
+}
+
+static int same_as_fd(int a, int b, uint64_t len, char *scratch)
+{
+	uint64_t off = 0;
+	char *sb = scratch + CHUNK;
+	while (off < len) {
+		size_t want = len - off < CHUNK ? (size_t)(len - off) : CHUNK;
+		size_t ga, gb;
+		ssize_t na = pread(a, scratch, want, (off_t)off);
+		ssize_t nb = pread(b, sb, want, (off_t)off);
+		if (na < 0 || nb < 0)
+			return -errno;
+		ga = (size_t)na;
+		gb = (size_t)nb;
+		if (ga != gb || ga == 0 || memcmp(scratch, sb, ga) != 0)
+			return 0;
+		off += ga;
+	}
+	char c;
+	return pread(a, &c, 1, (off_t)len) == 0 ? 1 : 0;
+}
+
+static int tmpfile_in_objects(lam_store *s)
+{
+	int fd =
+		openat(s->objectsfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0444);
+	if (fd < 0)
+		return lam__error_errno(errno, "creating object in %s",
+					s->path);
+	return fd;
+}
+
+static int link_tmpfile(lam_store *s, int fd, const char *name)
+{
+	char proc[64];
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	if (linkat(AT_FDCWD, proc, s->objectsfd, name, AT_SYMLINK_FOLLOW) == 0)
+		return 0;
+	if (errno == ENOENT &&
+	    linkat(fd, "", s->objectsfd, name, AT_EMPTY_PATH) == 0)
+		return 0;
+	return -errno;
+}
+
+/* Find or create the object for content already hashed into id->digest.
+ * The content is either in memory (data) or in an unlinked file (tmpfd). */
+static int publish(lam_store *s, lam__objid *id, const void *data, uint64_t len,
+		   int tmpfd, char *scratch, bool *stored)
+{
+	*stored = false;
+	for (id->variant = 0; id->variant < MAX_VARIANTS; id->variant++) {
+		char name[48];
+		lam__object_name(name, id);
+		int ofd = openat(s->objectsfd, name,
+				 O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (ofd >= 0) {
+			/* A hash hit is trusted only once the bytes agree:
+			 * XXH3 is not collision resistant. */
+			struct stat st;
+			int same = 0;
+			if (fstat(ofd, &st) == 0 && S_ISREG(st.st_mode) &&
+			    (uint64_t)st.st_size == len)
+				same = data ? same_as_buf(ofd, data,
+							  (size_t)len,
+							  scratch) :
+					      same_as_fd(ofd, tmpfd, len,
+							 scratch);
+			close(ofd);
+			if (same < 0)
+				return lam__error_errno(
+					-same, "reading object %s", name);
+			if (same)
+				return 0;
+			lam__log(LAM_LOG_WARNING,
+				 "object %s: same hash, different bytes", name);
+			continue;
+		}
+		if (errno != ENOENT)
+			return lam__error_errno(errno, "opening object %s",
+						name);
+		int fd = tmpfd;
+		if (data != NULL) {
+			fd = tmpfile_in_objects(s);
+			if (fd < 0)
+				return fd;
+			int r = lam__write_all(fd, data, (size_t)len);
+			if (r < 0) {
+				close(fd);
+				return lam__error_errno(-r, "writing object %s",
+							name);
+			}
+		}
+		int r = link_tmpfile(s, fd, name);
+		if (data != NULL)
+			close(fd);
+		if (r == -EEXIST) {
+			/* Another writer published it meanwhile: compare
+			 * against theirs. */
+			id->variant--;
+			continue;
+		}
+		if (r < 0)
+			return lam__error_errno(-r, "publishing object %s",
+						name);
+		*stored = true;
+		lam__crash_point();
+		return 0;
+	}
+	return lam__error(LAM_ECORRUPT, "too many objects share one hash");
+}
+
+int lam__object_put_fd(lam_store *s, int fd, uint64_t size, lam__buf *work,
+		       lam__objid *out, bool *stored_out)
+{
+	memset(out, 0, sizeof(*out));
+	*stored_out = false;
+	/* The work buffer is the caller's, reused from file to file: the
+	 * content (small files) followed by two compare chunks. */
+	size_t datalen = size <= SMALL_MAX ? (size_t)size : 0;
+	size_t need = datalen + 2 * CHUNK;
+	if (work->cap < need) {
+		work->len = 0;
+		int r = lam__buf_grow(work, need);
+		if (r < 0)
+			return r;
+	}
+	char *data = work->data;
+	char *scratch = work->data + datalen;
+	int rc = 0;
+	if (size <= SMALL_MAX) {
+		size_t got = 0;
+		int r = lam__read_all(fd, data, datalen, &got);
+		if (r < 0)
+			return lam__error_errno(-r, "reading file");
+		char extra;
+		size_t more = 0;
+		if (got == datalen)
+			lam__read_all(fd, &extra, 1, &more);
+		if (got != datalen || more != 0)
+			return lam__error(LAM_EIO,
+					  "file changed size while read");
+		lam__hash128(&out->digest, data, got);
+		return publish(s, out, data, got, -1, scratch, stored_out);
+	}
+	int tfd = tmpfile_in_objects(s);
+	if (tfd < 0)
+		return tfd;
+	lam__hasher hs, *h = &hs;
+	lam__hasher_init(h);
+	/* One pass: what is hashed is exactly what is stored, even if the
+	 * source changes under us. */
+	uint64_t total = 0;
+	for (;;) {
+		size_t got = 0;
+		int r = lam__read_all(fd, scratch, CHUNK, &got);
+		if (r < 0) {
+			rc = lam__error_errno(-r, "reading file");
+			break;
+		}
+		if (got == 0)
+			break;
+		lam__hasher_update(h, scratch, got);
+		r = lam__write_all(tfd, scratch, got);
+		if (r < 0) {
+			rc = lam__error_errno(-r, "writing object");
+			break;
+		}
+		total += got;
+	}
+	if (rc == 0 && total != size)
+		rc = lam__error(LAM_EIO, "file changed size while read");
+	if (rc == 0) {
+		lam__hasher_digest(h, &out->digest);
+		rc = publish(s, out, NULL, total, tfd, scratch, stored_out);
+	}
+	close(tfd);
+	return rc;
+}
