@@ -14,5 +14,8 @@
 #include <lamina/error.h>
 #include <lamina/store.h>
 #include <lamina/layer.h>
+#include <lamina/rc.h>
+#include <lamina/view.h>
+#include <lamina/kv.h>
 
 #endif

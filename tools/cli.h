@@ -148,4 +148,13 @@ int cli_cmd_rm(struct cli *cli, int argc, char **argv);
 
 extern const struct cli_cmd cli_ref_commands[];
 
+extern const struct cli_cmd cli_rc_commands[];
+
+int cli_cmd_ls(struct cli *cli, int argc, char **argv);
+int cli_cmd_cat(struct cli *cli, int argc, char **argv);
+int cli_cmd_diff(struct cli *cli, int argc, char **argv);
+int cli_cmd_squash(struct cli *cli, int argc, char **argv);
+
+extern const struct cli_cmd cli_view_commands[];
+
 #endif

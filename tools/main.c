@@ -103,6 +103,64 @@ const struct cli_cmd cli_commands[] = {
 		.summary = "name layers with refs",
 	},
 	{
+		.name = "rc",
+		.sub = cli_rc_commands,
+		.synopsis = "SUBCOMMAND [ARGS]",
+		.summary = "run commands under cgroup limits (no store needed)",
+	},
+	{
+		.name = "view",
+		.sub = cli_view_commands,
+		.synopsis = "SUBCOMMAND [ARGS]",
+		.summary = "change files in copy-on-write views over layers",
+	},
+	{
+		.name = "ls",
+		.run = cli_cmd_ls,
+		.synopsis = "LAYER|VIEW [PATH] [-R]",
+		.summary = "list a folder of a layer's merged tree or a view",
+		.details = "Each line reads MODE UID:GID SIZE NAME, MODE as "
+			   "ls -l writes it, MAJOR,MINOR in place of SIZE for "
+			   "a device, and \"-> TARGET\" after a symlink's "
+			   "name. PATH (the root by default) may name a "
+			   "non-folder, which gets its one line; a symlink is "
+			   "shown, not followed. -R, --recursive lists the "
+			   "folders below too, each entry by its path below "
+			   "PATH, a folder right before its contents.",
+	},
+	{
+		.name = "cat",
+		.run = cli_cmd_cat,
+		.synopsis = "LAYER|VIEW PATH",
+		.summary = "print a file of a layer's merged tree or a view",
+	},
+	{
+		.name = "diff",
+		.run = cli_cmd_diff,
+		.synopsis = "A [B] [--metadata]",
+		.summary = "print what changed from layer A to layer B",
+		.details = "One line per changed path, in path order: \"A "
+			   "PATH\" added, \"M PATH\" modified, \"D PATH\" "
+			   "deleted (a deleted folder is one line), the root "
+			   "being \".\". A change of metadata only (mode, "
+			   "owner, times, xattrs) prints as M, or as m with "
+			   "--metadata. With one argument, a layer is "
+			   "compared with its parent and a view with its "
+			   "base (the changes it holds).",
+	},
+	{
+		.name = "squash",
+		.run = cli_cmd_squash,
+		.synopsis = "TOP [--onto BASE] [--ref NAME]",
+		.summary = "merge a chain of layers into one; print its id",
+		.details = "The new layer holds the merged content of TOP's "
+			   "chain above BASE (an ancestor of TOP) and has BASE "
+			   "as its parent; without --onto it is a base layer "
+			   "holding TOP's whole tree. --ref NAME points the "
+			   "ref NAME at the new layer; the name is checked "
+			   "first.",
+	},
+	{
 		.name = "graph",
 		.run = cli_cmd_graph,
 		.synopsis = "[--dot]",
@@ -216,7 +274,8 @@ static void print_main_help(void)
 {
 	fputs("Usage: lamina [--store DIR] COMMAND [ARGS]\n\n", stdout);
 	print_wrapped("Manage a lamina store: immutable layers, each a delta "
-		      "over its parent, and the refs that name them.");
+		      "over its parent, the refs that name them, and "
+		      "copy-on-write views over them.");
 	fputs("\nCommands:\n", stdout);
 	print_commands("", cli_commands);
 	fputs("\n"
@@ -230,8 +289,11 @@ static void print_main_help(void)
 	      stdout);
 	print_wrapped("LAYER is a ref, or at least 4 hex digits of a layer's "
 		      "id (its chain digest); a ref wins over a digest "
-		      "prefix. A command's options may follow its arguments, "
-		      "and \"--\" ends them. Exit status: 0 on success, 1 on "
+		      "prefix. ID and VIEW name a view by its UUID or a "
+		      "unique prefix of at least 4 characters; where a "
+		      "LAYER|VIEW name could be either, a layer wins. A "
+		      "command's options may follow its arguments, and "
+		      "\"--\" ends them. Exit status: 0 on success, 1 on "
 		      "failure, 2 on a usage error.");
 }
 

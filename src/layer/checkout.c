@@ -271,6 +271,41 @@ static int run(checkout *c)
 	return 0;
 }
 
+static bool folder_has_entries(int fd)
+{
+	int probe = dup(fd);
+	DIR *d = probe >= 0 ? fdopendir(probe) : NULL;
+	if (d == NULL) {
+		if (probe >= 0)
+			close(probe);
+		return false;
+	}
+	rewinddir(d);
+	bool any = false;
+	struct dirent *de;
+	while (!any && (de = readdir(d)) != NULL)
+		any = strcmp(de->d_name, ".") && strcmp(de->d_name, "..");
+	closedir(d);
+	return any;
+}
+
+static void empty_folder(int fd)
+{
+	int probe = fd >= 0 ? dup(fd) : -1;
+	DIR *d = probe >= 0 ? fdopendir(probe) : NULL;
+	if (d == NULL) {
+		if (probe >= 0)
+			close(probe);
+		return;
+	}
+	rewinddir(d);
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			lam__rmtree_at(fd, de->d_name);
+	closedir(d);
+}
+
 static int prepare_dest(const char *dest, int *fd_out, bool *created)
 {
 	*created = false;
@@ -281,49 +316,25 @@ static int prepare_dest(const char *dest, int *fd_out, bool *created)
 	int fd = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return lam__error_errno(errno, "opening %s", dest);
-	if (!*created) {
-		int probe = dup(fd);
-		DIR *d = probe >= 0 ? fdopendir(probe) : NULL;
-		bool empty = d != NULL;
-		struct dirent *de;
-		while (d != NULL && (de = readdir(d)) != NULL)
-			if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-				empty = false;
-		if (d != NULL)
-			closedir(d);
-		else if (probe >= 0)
-			close(probe);
-		if (!empty) {
-			close(fd);
-			return lam__error(
-				LAM_EEXISTS,
-				"checkout destination %s is not empty", dest);
-		}
+	if (!*created && folder_has_entries(fd)) {
+		close(fd);
+		return lam__error(LAM_EEXISTS,
+				  "checkout destination %s is not empty", dest);
 	}
 	*fd_out = fd;
 	return 0;
 }
 
-int lam_layer_checkout(lam_layer *layer, const char *dest,
-		       const lam_checkout_options *options)
+/* Write a merged entry list (borrowed) into dest. */
+int lam__checkout_merged(lam__merged *m, const char *dest, bool chown)
 {
-	lam__error_reset();
-	if (layer == NULL || dest == NULL || dest[0] == '\0')
-		return lam__error(LAM_EINVAL,
-				  "lam_layer_checkout: NULL argument");
-	if (options != NULL && options->version != LAM_CHECKOUT_OPTIONS_VERSION)
-		return lam__error(LAM_EINVAL,
-				  "unknown checkout options version");
 	checkout c;
 	memset(&c, 0, sizeof(c));
 	c.dest = dest;
 	c.rootfd = -1;
-	c.chown = geteuid() == 0 &&
-		  !(options && (options->flags & LAM_CHECKOUT_NO_CHOWN));
-	int rc = lam__merged_build(&c.m, layer);
-	if (rc < 0)
-		return lam__error_prefix(rc, "checking out layer %s",
-					 layer->rec.id);
+	c.chown = chown;
+	c.m = *m;
+	int rc = 0;
 	size_t groups = 0;
 	c.group_base = lam__calloc(c.m.depth + 1, sizeof(size_t));
 	for (size_t l = 0; c.group_base && l < c.m.depth; l++) {
@@ -350,24 +361,12 @@ int lam_layer_checkout(lam_layer *layer, const char *dest,
 	if (rc < 0) {
 		/* Take back what this call wrote; a folder that was there
 		 * before (empty) stays. */
-		int parent = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		lam__error_saved saved;
 		lam__error_save(&saved);
 		if (created)
 			lam__rmtree_at(AT_FDCWD, dest);
-		else if (parent >= 0) {
-			int probe = dup(parent);
-			DIR *d = probe >= 0 ? fdopendir(probe) : NULL;
-			struct dirent *de;
-			while (d != NULL && (de = readdir(d)) != NULL)
-				if (strcmp(de->d_name, ".") &&
-				    strcmp(de->d_name, ".."))
-					lam__rmtree_at(parent, de->d_name);
-			if (d != NULL)
-				closedir(d);
-		}
-		if (parent >= 0)
-			close(parent);
+		else
+			empty_folder(c.rootfd);
 		lam__error_restore(&saved);
 	}
 	lam__close(&c.rootfd);
@@ -376,6 +375,27 @@ out:
 	lam__free(c.link_first);
 	lam__free(c.group_base);
 	lam__free(c.buf);
-	lam__merged_free(&c.m);
+	return rc;
+}
+
+int lam_layer_checkout(lam_layer *layer, const char *dest,
+		       const lam_checkout_options *options)
+{
+	lam__error_reset();
+	if (layer == NULL || dest == NULL || dest[0] == '\0')
+		return lam__error(LAM_EINVAL,
+				  "lam_layer_checkout: NULL argument");
+	if (options != NULL && options->version != LAM_CHECKOUT_OPTIONS_VERSION)
+		return lam__error(LAM_EINVAL,
+				  "unknown checkout options version");
+	bool chown = geteuid() == 0 &&
+		     !(options && (options->flags & LAM_CHECKOUT_NO_CHOWN));
+	lam__merged m;
+	int rc = lam__merged_build(&m, layer);
+	if (rc < 0)
+		return lam__error_prefix(rc, "checking out layer %s",
+					 layer->rec.id);
+	rc = lam__checkout_merged(&m, dest, chown);
+	lam__merged_free(&m);
 	return rc;
 }

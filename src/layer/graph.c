@@ -87,13 +87,14 @@ int lam_layer_refs_foreach(lam_layer *layer, lam_ref_cb cb, void *userdata)
 	if (layer == NULL || cb == NULL)
 		return lam__error(LAM_EINVAL,
 				  "lam_layer_refs_foreach: NULL argument");
-	lam__ref *refs;
+	char **names;
 	size_t n;
-	int rc = lam__refs_load(layer->store, &refs, &n);
+	int rc = lam__refs_naming(layer->store, layer->rec.id, &names, &n);
 	for (size_t i = 0; rc == 0 && i < n; i++)
-		if (strcmp(refs[i].id, layer->rec.id) == 0)
-			rc = cb(refs[i].name, refs[i].id, userdata);
-	lam__refs_free(refs, n);
+		rc = cb(names[i], layer->rec.id, userdata);
+	for (size_t i = 0; i < n; i++)
+		lam__free(names[i]);
+	lam__free(names);
 	return rc;
 }
 
@@ -234,6 +235,27 @@ int lam_layer_delete(lam_layer *layer, unsigned int flags)
 				goto out;
 			}
 	}
+	/* A stored view over any doomed layer keeps all of them. */
+	char (*bases)[33] = NULL;
+	size_t nbases = 0;
+	rc = lam__view_bases(s, &bases, &nbases);
+	for (size_t i = 0; rc == 0 && i < nbases; i++) {
+		const lam__layer_rec *r = snap_find(recs, n, bases[i]);
+		while (r != NULL && rc == 0) {
+			for (size_t k = 0; k < count && rc == 0; k++)
+				if (strcmp(r->id, list[k]) == 0)
+					rc = lam__error(LAM_EBUSY,
+							"layer %s is used by a "
+							"view (remove the view "
+							"first)",
+							list[k]);
+			r = r->parent[0] ? snap_find(recs, n, r->parent)
+					 : NULL;
+		}
+	}
+	lam__free(bases);
+	if (rc < 0)
+		goto out;
 	/* Refs go first, so a crash never leaves a ref to a missing layer.
 	 * The store lock is held, so the refs file is rewritten directly. */
 	lam__buf b = {0};

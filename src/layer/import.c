@@ -41,6 +41,9 @@ typedef struct importer {
 	lam__objid *created;
 	size_t ncreated, created_cap;
 	bool can_chown;
+	uid_t euid;
+	gid_t egid;
+	const lam__import_hooks *hooks;
 } importer;
 
 static int fail_at(importer *im, int code, int e, const char *what)
@@ -105,6 +108,13 @@ static bool is_overlay_xattr(const char *name)
 {
 	return strncmp(name, "trusted.overlay.", 16) == 0 ||
 	       strncmp(name, "user.overlay.", 13) == 0;
+}
+
+/* lamina's own mark (a partial copy-up in a view's upper): never data. */
+static bool is_private_xattr(const char *name)
+{
+	return strcmp(name, "trusted.lamina.partial") == 0 ||
+	       strcmp(name, "user.lamina.partial") == 0;
 }
 
 static ssize_t x_list(int fd, const char *lpath, char *buf, size_t size)
@@ -176,6 +186,8 @@ static int read_xattrs(importer *im, int fd, const char *lpath, lam__entry *e,
 			rc = os_fail(im, errno, "reading xattrs of");
 			break;
 		}
+		if (is_private_xattr(names[i]))
+			continue;
 		if (is_overlay_xattr(names[i])) {
 			/* overlayfs's own marks are meaning, not data. */
 			const char *suffix = strchr(names[i], '.') + 9;
@@ -232,7 +244,8 @@ static void apply_owner_mode_time(importer *im, int fd, int dirfd,
 	struct timespec ts[2] = {{e->mtime_sec, e->mtime_nsec},
 				 {e->mtime_sec, e->mtime_nsec}};
 	if (fd >= 0) {
-		if (im->can_chown)
+		/* Entries we create are ours already: skip a needless chown. */
+		if (im->can_chown && (e->uid != im->euid || e->gid != im->egid))
 			(void)!fchown(fd, e->uid, e->gid);
 		fchmod(fd, e->mode & 07777);
 		futimens(fd, ts);
@@ -327,7 +340,11 @@ static int stage_file(importer *im, int srcdir, int dstdir, const char *name,
 	fill_stat(e, &st);
 	bool opaque;
 	int rc = read_xattrs(im, fd, NULL, e, &opaque);
-	if (rc == 0 && e->size > 0) {
+	bool handled = false;
+	if (rc == 0 && im->hooks && im->hooks->file)
+		rc = im->hooks->file(im->hooks->ctx, srcdir, name, fd, e,
+				     &handled);
+	if (rc == 0 && !handled && e->size > 0) {
 		bool stored;
 		rc = lam__object_put_fd(im->s, fd, e->size, &im->work, &e->obj,
 					&stored);
@@ -442,6 +459,17 @@ static int stage_whiteout(importer *im, int dstdir, const char *name,
 
 static int walk(importer *im, int srcdir, int dstdir, size_t plen, int depth);
 
+/* overlayfs's xattr form of a whiteout (an empty mode-0 file marked
+ * <ns>whiteout), which unprivileged writers use. */
+static bool is_xattr_whiteout(importer *im, int dirfd, const char *name)
+{
+	char path[PATH_MAX + 64], x[64];
+	if (lam__fd_path(path, sizeof(path), dirfd, name) < 0)
+		return false;
+	snprintf(x, sizeof(x), "%swhiteout", im->ovl);
+	return lgetxattr(path, x, NULL, 0) >= 0;
+}
+
 static int stage_dir(importer *im, int srcdir, int dstdir, const char *name,
 		     size_t plen, lam__entry *e, int depth)
 {
@@ -523,6 +551,9 @@ static int import_one(importer *im, int srcdir, int dstdir, const char *name,
 		return 0;
 	}
 	bool whiteout = S_ISCHR(st.st_mode) && st.st_rdev == 0;
+	if (!whiteout && S_ISREG(st.st_mode) && st.st_size == 0 &&
+	    (st.st_mode & 07777) == 0)
+		whiteout = is_xattr_whiteout(im, srcdir, name);
 	if (whiteout && !im->diff)
 		return 0; /* nothing below a base layer to hide */
 	lam__entry *e = new_entry(im, newlen);
@@ -800,17 +831,17 @@ static int stage_and_publish(importer *im, int srcfd, lam_layer *parent,
 	memset(&rec, 0, sizeof(rec));
 	if (rc == 0)
 		rc = lam__index_write(layerfd, "index", im->ents, im->n);
+	lam__digest extra;
+	bool has_extra = false;
+	if (rc == 0 && im->hooks && im->hooks->stage)
+		rc = im->hooks->stage(im->hooks->ctx, layerfd, &extra,
+				      &has_extra);
 	if (rc == 0) {
-		lam__digest diff, chain, pd;
+		lam__digest diff, chain;
 		lam__entries_digest(&diff, im->ents, im->n);
-		memset(&pd, 0, sizeof(pd));
-		if (parent != NULL)
-			lam__digest_parse(&pd, parent->rec.id);
-		unsigned char buf[14 + 32];
-		memcpy(buf, "lamina-chain-1", 14);
-		memcpy(buf + 14, pd.b, 16);
-		memcpy(buf + 30, diff.b, 16);
-		lam__hash128(&chain, buf, sizeof(buf));
+		if (has_extra)
+			lam__diff_fold(&diff, &extra);
+		lam__chain_digest(&chain, parent ? parent->rec.id : NULL, &diff);
 		lam__digest_hex(rec.id, &chain);
 		lam__digest_hex(rec.diff, &diff);
 		lam__uuid_new(rec.uuid);
@@ -856,6 +887,12 @@ int lam_layer_import_dir(lam_layer **out, lam_store *store, const char *src,
 				  "lam_layer_import_dir: NULL argument");
 	if (options != NULL && options->version != LAM_IMPORT_OPTIONS_VERSION)
 		return lam__error(LAM_EINVAL, "unknown import options version");
+	return lam__layer_import(out, store, src, parent, NULL);
+}
+
+int lam__layer_import(lam_layer **out, lam_store *store, const char *src,
+		      lam_layer *parent, const lam__import_hooks *hooks)
+{
 	if (parent != NULL && parent->store != store)
 		return lam__error(LAM_EINVAL,
 				  "parent layer belongs to another store");
@@ -878,6 +915,9 @@ int lam_layer_import_dir(lam_layer **out, lam_store *store, const char *src,
 	im.diff = parent != NULL;
 	im.ovl = store->overlay_xattr;
 	im.can_chown = geteuid() == 0;
+	im.euid = geteuid();
+	im.egid = getegid();
+	im.hooks = hooks;
 	int gclk = lam__store_gc_lock(store, false, true);
 	if (gclk < 0) {
 		close(srcfd);

@@ -320,3 +320,26 @@ int lam__xattr_next(const char *blob, uint32_t len, uint32_t *off,
 	*off += 8 + nl + vl;
 	return 1;
 }
+
+void lam__diff_fold(lam__digest *diff, const lam__digest *kv)
+{
+	unsigned char buf[15 + 32];
+	memcpy(buf, "lamina-diff-kv1", 15);
+	memcpy(buf + 15, diff->b, 16);
+	memcpy(buf + 31, kv->b, 16);
+	lam__hash128(diff, buf, sizeof(buf));
+}
+
+void lam__chain_digest(lam__digest *out, const char *parent_hex,
+		       const lam__digest *diff)
+{
+	lam__digest pd;
+	memset(&pd, 0, sizeof(pd));
+	if (parent_hex != NULL)
+		lam__digest_parse(&pd, parent_hex);
+	unsigned char buf[14 + 32];
+	memcpy(buf, "lamina-chain-1", 14);
+	memcpy(buf + 14, pd.b, 16);
+	memcpy(buf + 30, diff->b, 16);
+	lam__hash128(out, buf, sizeof(buf));
+}

@@ -67,6 +67,11 @@ int64_t lam__index_find(const lam__index *idx, const char *path, size_t len);
 /* Digest over the canonical form of a sorted entry array. */
 void lam__entries_digest(lam__digest *out, const lam__entry *e, size_t n);
 int lam__entry_cmp(const lam__entry *a, const lam__entry *b);
+/* A layer's diff digest with a key/value delta: files digest folded with
+ * the key/value digest. The chain digest: parent's chain and diff. */
+void lam__diff_fold(lam__digest *diff, const lam__digest *kv);
+void lam__chain_digest(lam__digest *out, const char *parent_hex,
+		       const lam__digest *diff);
 
 /* Walk an xattr blob. */
 typedef struct lam__xattr {
@@ -79,6 +84,22 @@ typedef struct lam__xattr {
  * is malformed. */
 int lam__xattr_next(const char *blob, uint32_t len, uint32_t *off,
 		    lam__xattr *x);
+
+/* Import with hooks, for commits of views. file() sees each regular file
+ * (open for reading) after its metadata is read; it may fill e->obj and
+ * flags and set *handled, so that the content is not read again. */
+typedef struct lam__import_hooks {
+	int (*file)(void *ctx, int dirfd, const char *name, int fd,
+		    lam__entry *e, bool *handled);
+	/* Called with the staging layer folder before its digests are
+	 * computed: may add files (the key/value delta) and give a digest to
+	 * fold into the diff digest. */
+	int (*stage)(void *ctx, int layerfd, lam__digest *extra, bool *has);
+	void *ctx;
+} lam__import_hooks;
+
+int lam__layer_import(lam_layer **out, lam_store *store, const char *src,
+		      lam_layer *parent, const lam__import_hooks *hooks);
 
 struct lam_layer {
 	int refcount;
@@ -108,7 +129,43 @@ typedef struct lam__merged {
 } lam__merged;
 
 int lam__merged_build(lam__merged *m, lam_layer *top);
+int lam__checkout_merged(lam__merged *m, const char *dest, bool chown);
 void lam__merged_free(lam__merged *m);
 void lam__merged_get(const lam__merged *m, size_t i, lam__entry *out);
+
+/* A merged chain with its lookup tables, shared by every view over the
+ * same top layer of one store (a weak cache in the store: it lives while
+ * some view holds it). */
+typedef struct lam__chain {
+	int refcount;
+	lam_store *store;
+	char top[33];
+	lam__merged m;
+	uint32_t *hash;	  /* open addressing: merged index + 1, 0 = empty */
+	size_t hcap;
+	uint32_t *skip;	  /* per entry: the index after its subtree */
+	uint32_t *links;  /* merged indices of hard-linked entries, sorted by
+			     (layer, link_group, path) */
+	size_t nlinks;
+	struct lam__chain *next_cached;
+} lam__chain;
+
+int lam__chain_get(lam__chain **out, lam_layer *top);
+lam__chain *lam__chain_ref(lam__chain *c);
+void lam__chain_unref(lam__chain *c);
+/* The merged index of a path ("" is the root), or -1. */
+int64_t lam__chain_find(const lam__chain *c, const char *path, size_t len);
+void lam__chain_entry(const lam__chain *c, size_t i, lam__entry *out);
+/* The layer an entry comes from. */
+lam_layer *lam__chain_layer(const lam__chain *c, size_t i);
+/* Direct children of entry i (or of the root when i < 0 and the chain has
+ * no root entry): call first/next until it returns -1. */
+int64_t lam__chain_first_child(const lam__chain *c, int64_t i);
+int64_t lam__chain_next_child(const lam__chain *c, int64_t parent,
+			      int64_t child);
+/* The visible members of entry i's hard-link group (i itself included):
+ * *first and *count index c->links. */
+void lam__chain_link_members(const lam__chain *c, size_t i, size_t *first,
+			     size_t *count);
 
 #endif

@@ -223,14 +223,8 @@ static void check_index(checker *c, const char *what, const lam__layer_rec *r,
 	lam__digest_hex(hex, &diff);
 	if (strcmp(hex, r->diff) != 0)
 		problem(c, what, "diff digest does not match the index");
-	lam__digest pd = {{0}}, chain;
-	if (r->parent[0])
-		lam__digest_parse(&pd, r->parent);
-	unsigned char buf[14 + 32];
-	memcpy(buf, "lamina-chain-1", 14);
-	memcpy(buf + 14, pd.b, 16);
-	memcpy(buf + 30, diff.b, 16);
-	lam__hash128(&chain, buf, sizeof(buf));
+	lam__digest chain;
+	lam__chain_digest(&chain, r->parent[0] ? r->parent : NULL, &diff);
 	lam__digest_hex(hex, &chain);
 	if (strcmp(hex, r->id) != 0)
 		problem(c, what, "chain digest does not match parent and diff");

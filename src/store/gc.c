@@ -11,26 +11,27 @@
 
 #include "layer/internal.h"
 
-/* Parse "xx/<30 hex>[.n]" back into an id. */
-static bool parse_object_name(const char *dir, const char *name, lam__objid *id)
+/* Parse "x/<21 base64url>[.n]" back into an id. */
+static bool parse_object_name(const char *dir, const char *name,
+			      lam__objid *id)
 {
-	char hex[33];
+	char b[23];
 	size_t len = strcspn(name, ".");
-	if (len != 30 || !lam__is_hex(name, 30))
+	if (len != 21)
 		return false;
-	memcpy(hex, dir, 2);
-	memcpy(hex + 2, name, 30);
-	hex[32] = '\0';
-	if (lam__digest_parse(&id->digest, hex) < 0)
+	b[0] = dir[0];
+	memcpy(b + 1, name, 21);
+	b[22] = '\0';
+	if (lam__digest_from_b64(&id->digest, b) < 0)
 		return false;
 	id->variant = 0;
-	if (name[30] == '.') {
+	if (name[21] == '.') {
 		char *end;
-		unsigned long v = strtoul(name + 31, &end, 10);
+		unsigned long v = strtoul(name + 22, &end, 10);
 		if (*end != '\0' || v == 0 || v > 1000)
 			return false;
 		id->variant = (uint32_t)v;
-	} else if (name[30] != '\0') {
+	} else if (name[21] != '\0') {
 		return false;
 	}
 	return true;
@@ -45,9 +46,8 @@ typedef int (*object_cb)(lam_store *s, int dirfd, const char *name,
 static int objects_foreach(lam_store *s, object_cb cb, void *userdata)
 {
 	int rc = 0;
-	for (int i = 0; i < 256 && rc == 0; i++) {
-		char sub[3];
-		snprintf(sub, sizeof(sub), "%02x", i);
+	for (int i = 0; i < 64 && rc == 0; i++) {
+		char sub[2] = {lam__b64[i], '\0'};
 		int fd =
 			openat(s->objectsfd, sub,
 			       O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -166,9 +166,14 @@ int lam_store_gc(lam_store *store, lam_gc_stats *out)
 		rc = lam__refs_load(store, &refs, &nrefs);
 	if (rc == 0 && (keep = lam__calloc(n + 1, sizeof(bool))) == NULL)
 		rc = lam__error(LAM_ENOMEM, "out of memory");
-	/* Mark every layer a ref reaches through its parents. */
-	for (size_t r = 0; rc == 0 && r < nrefs; r++) {
-		int i = find_rec(recs, n, refs[r].id);
+	char (*bases)[33] = NULL;
+	size_t nbases = 0;
+	if (rc == 0)
+		rc = lam__view_bases(store, &bases, &nbases);
+	/* Mark every layer a ref or a view reaches through its parents. */
+	for (size_t r = 0; rc == 0 && r < nrefs + nbases; r++) {
+		int i = find_rec(recs, n,
+				 r < nrefs ? refs[r].id : bases[r - nrefs]);
 		while (i >= 0 && !keep[i]) {
 			keep[i] = true;
 			i = recs[i].parent[0] ?
@@ -213,8 +218,11 @@ int lam_store_gc(lam_store *store, lam_gc_stats *out)
 		rc = objects_foreach(store, gc_object, &g);
 	}
 	lam__objset_free(&used);
-	if (rc == 0)
+	lam__free(bases);
+	if (rc == 0) {
 		lam__store_clear_tmp(store);
+		lam__clear_tmp_files(store->rootfd);
+	}
 	lam__free(keep);
 	lam__free(recs);
 	lam__refs_free(refs, nrefs);

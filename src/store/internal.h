@@ -53,6 +53,13 @@ struct lam_store {
 	struct timespec layers_mtime;
 	ino_t layers_ino;
 	bool catalog_valid;
+	/* Merged chains that views hold, found again by top layer (not owned:
+	 * a chain removes itself when its last user lets go). */
+	struct lam__chain *chains;
+	/* The refs file as last parsed, reused while it is unchanged. */
+	struct lam__ref *refs_cache;
+	size_t nrefs_cache;
+	struct stat refs_st;
 };
 
 lam_store *lam__store_ref(lam_store *s);
@@ -62,6 +69,9 @@ void lam__store_unref(lam_store *s);
 int lam__store_lock(lam_store *s);
 int lam__store_gc_lock(lam_store *s, bool exclusive, bool wait);
 void lam__unlock(int fd);
+
+/* Remove ".tmp-*" files of killed atomic writes from a folder. */
+void lam__clear_tmp_files(int dirfd);
 
 /* Remove everything in tmp/; the caller holds the exclusive gc lock. */
 void lam__store_clear_tmp(lam_store *s);
@@ -89,6 +99,9 @@ typedef struct lam__ref {
 	char id[33];
 } lam__ref;
 int lam__refs_load(lam_store *s, lam__ref **out, size_t *n);
+/* The names of the refs that hold id (a malloc'd array of malloc'd
+ * strings, in name order), from the cached refs. */
+int lam__refs_naming(lam_store *s, const char *id, char ***out, size_t *n);
 void lam__refs_free(lam__ref *refs, size_t n);
 
 /* Content objects. */
@@ -105,6 +118,10 @@ void lam__object_name(char out[48], const lam__objid *id);
 int lam__object_put_fd(lam_store *s, int fd, uint64_t size, lam__buf *work,
 		       lam__objid *out, bool *stored_out);
 int lam__object_open(lam_store *s, const lam__objid *id);
+
+/* The base layers of all stored views (implemented with the views): gc
+ * keeps them and delete refuses them. */
+int lam__view_bases(lam_store *s, char (**out)[33], size_t *n);
 
 /* A set of object ids. */
 typedef struct lam__objset {

@@ -1,5 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <stdio.h>
+#include <unistd.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -181,6 +185,18 @@ static int ref_update(lam_store *s, const char *name, const char *id,
 	rc = check_expected(name, cur, expected);
 	if (rc < 0)
 		goto out_free;
+	if (id != NULL) {
+		/* gc and delete take this lock too: a layer present now stays
+		 * until the ref that holds it is written. */
+		char meta[64];
+		snprintf(meta, sizeof(meta), "%s/meta", id);
+		if (faccessat(s->layersfd, meta, F_OK, 0) < 0) {
+			rc = lam__error(LAM_ENOTFOUND,
+					"setting ref %s: layer %s was deleted",
+					name, id);
+			goto out_free;
+		}
+	}
 	if (id == NULL) {
 		if (cur == NULL) {
 			rc = lam__error(LAM_ENOTFOUND, "ref %s not found",
@@ -292,5 +308,58 @@ int lam_store_ref_foreach(lam_store *store, lam_ref_cb cb, void *userdata)
 	for (size_t i = 0; i < n && rc == 0; i++)
 		rc = cb(refs[i].name, refs[i].id, userdata);
 	lam__refs_free(refs, n);
+	return rc;
+}
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_ino == b->st_ino && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
+	       a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+	       a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+int lam__refs_naming(lam_store *s, const char *id, char ***out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	struct stat st;
+	if (fstatat(s->rootfd, "refs", &st, 0) < 0)
+		memset(&st, 0, sizeof(st));
+	pthread_mutex_lock(&s->mutex);
+	int rc = 0;
+	if (s->refs_cache == NULL || !same_file(&st, &s->refs_st)) {
+		lam__ref *refs;
+		size_t cnt;
+		rc = lam__refs_load(s, &refs, &cnt);
+		if (rc == 0) {
+			lam__refs_free(s->refs_cache, s->nrefs_cache);
+			s->refs_cache = refs;
+			s->nrefs_cache = cnt;
+			s->refs_st = st;
+		}
+	}
+	for (size_t i = 0; rc == 0 && i < s->nrefs_cache; i++) {
+		if (strcmp(s->refs_cache[i].id, id) != 0)
+			continue;
+		char **p = lam__realloc(*out, (*n + 1) * sizeof(*p));
+		if (p == NULL ||
+		    (p[*n] = lam__strdup(s->refs_cache[i].name)) == NULL) {
+			if (p != NULL)
+				*out = p;
+			rc = lam__error(LAM_ENOMEM, "out of memory");
+			break;
+		}
+		*out = p;
+		(*n)++;
+	}
+	pthread_mutex_unlock(&s->mutex);
+	if (rc < 0) {
+		for (size_t i = 0; i < *n; i++)
+			lam__free((*out)[i]);
+		lam__free(*out);
+		*out = NULL;
+		*n = 0;
+	}
 	return rc;
 }

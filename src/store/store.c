@@ -29,6 +29,7 @@ void lam__store_unref(lam_store *s)
 	lam__close(&s->tmpfd);
 	pthread_mutex_destroy(&s->mutex);
 	lam__free(s->recs);
+	lam__refs_free(s->refs_cache, s->nrefs_cache);
 	lam__free(s->path);
 	lam__free(s);
 }
@@ -122,6 +123,26 @@ void lam__store_clear_tmp(lam_store *s)
 	closedir(d);
 }
 
+/* Temporary files of atomic writes killed half way (.tmp-<uuid>, next to
+ * what they were replacing); only removed while no writer can be making
+ * one, that is under the store lock. */
+void lam__clear_tmp_files(int dirfd)
+{
+	int fd = dup(dirfd);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (d == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	rewinddir(d);
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL)
+		if (strncmp(de->d_name, ".tmp-", 5) == 0)
+			unlinkat(dirfd, de->d_name, 0);
+	closedir(d);
+}
+
 static void clear_leftovers(lam_store *s)
 {
 	int lk = lam__store_gc_lock(s, true, false);
@@ -130,6 +151,13 @@ static void clear_leftovers(lam_store *s)
 		return;
 	}
 	lam__store_clear_tmp(s);
+	lam__unlock(lk);
+	lk = open_lockfile(s, "lock", LOCK_EX | LOCK_NB);
+	if (lk < 0) {
+		lam__error_reset();
+		return;
+	}
+	lam__clear_tmp_files(s->rootfd);
 	lam__unlock(lk);
 }
 
@@ -177,9 +205,9 @@ static int create_layout(lam_store *s)
 		if (mkdirat(s->rootfd, dirs[i], 0755) < 0 && errno != EEXIST)
 			return lam__error_errno(errno, "creating %s/%s",
 						s->path, dirs[i]);
-	for (int i = 0; i < 256; i++) {
+	for (int i = 0; i < 64; i++) {
 		char sub[16];
-		snprintf(sub, sizeof(sub), "objects/%02x", i);
+		snprintf(sub, sizeof(sub), "objects/%c", lam__b64[i]);
 		if (mkdirat(s->rootfd, sub, 0755) < 0 && errno != EEXIST)
 			return lam__error_errno(errno, "creating %s/%s",
 						s->path, sub);

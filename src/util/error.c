@@ -37,6 +37,9 @@ void lam__error_reset(void)
 }
 
 static int set_v(int code, int os_errno, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+
+static int set_v(int code, int os_errno, const char *fmt, va_list ap)
 {
 	record.code = code;
 	record.os_errno = os_errno;

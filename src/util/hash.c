@@ -76,3 +76,47 @@ void lam__hasher_digest(lam__hasher *h, lam__digest *out)
 				 XXH3_128bits_digest((XXH3_state_t *)h->state));
 	memcpy(out->b, c.digest, 16);
 }
+
+const char lam__b64[65] =
+	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+void lam__digest_b64(char out[23], const lam__digest *d)
+{
+	/* 128 bits as 22 six-bit digits, most significant first; the last
+	 * digit holds the final 2 bits shifted up. */
+	uint32_t acc = 0;
+	int bits = 0, k = 0;
+	for (int i = 0; i < 16; i++) {
+		acc = acc << 8 | d->b[i];
+		bits += 8;
+		while (bits >= 6) {
+			out[k++] = lam__b64[(acc >> (bits - 6)) & 63];
+			bits -= 6;
+		}
+	}
+	out[k++] = lam__b64[(acc << (6 - bits)) & 63];
+	out[k] = '\0';
+}
+
+int lam__digest_from_b64(lam__digest *out, const char *s)
+{
+	uint32_t acc = 0;
+	int bits = 0, k = 0;
+	for (int i = 0; i < 22; i++) {
+		const char *p = s[i] ? strchr(lam__b64, s[i]) : NULL;
+		if (p == NULL)
+			return LAM_EINVAL;
+		acc = acc << 6 | (uint32_t)(p - lam__b64);
+		bits += 6;
+		if (bits >= 8) {
+			if (k < 16)
+				out->b[k++] = (uint8_t)(acc >> (bits - 8));
+			bits -= 8;
+		}
+	}
+	/* The 4 spare bits of the last digit must be zero: one spelling per
+	 * digest. */
+	if (k != 16 || (acc & ((1u << bits) - 1)) != 0)
+		return LAM_EINVAL;
+	return 0;
+}

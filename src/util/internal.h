@@ -85,6 +85,10 @@ uint64_t lam__hash64(const void *data, size_t len);
 void lam__digest_hex(char out[33], const lam__digest *d);
 int lam__digest_parse(lam__digest *out, const char *hex);
 bool lam__is_hex(const char *s, size_t len);
+/* A digest as 22 characters of base64url (no padding), and back. */
+extern const char lam__b64[65];
+void lam__digest_b64(char out[23], const lam__digest *d);
+int lam__digest_from_b64(lam__digest *out, const char *s);
 
 /* A streaming 128-bit hash state: storage for an XXH3 state, so that it can
  * live on the stack and hashing never allocates. */

@@ -1,0 +1,482 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Path resolution inside a view, and copy-up.
+ *
+ * A path is walked one component at a time. At each level the upper is
+ * consulted first (only below a folder that exists in the upper, with
+ * no-follow lookups), then the merged lower chain (one hash probe), unless
+ * a whiteout or an opaque folder hides it. Symlinks are expanded by lamina
+ * itself: an absolute target restarts from the view's root and ".." at the
+ * root stays there, so no path can leave the view.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "view/internal.h"
+
+#define MAX_SYMLINKS 40
+
+bool lam__view_is_whiteout(lam_view *v, int dirfd, const char *name,
+			   const struct stat *st)
+{
+	if (S_ISCHR(st->st_mode) && st->st_rdev == 0)
+		return true;
+	if (!S_ISREG(st->st_mode) || st->st_size != 0 ||
+	    (st->st_mode & 07777) != 0)
+		return false;
+	/* The xattr form, used where mknod is not allowed. */
+	char path[PATH_MAX + 64], name_x[64];
+	if (lam__fd_path(path, sizeof(path), dirfd, name) < 0)
+		return false;
+	lam__view_ovl(v, name_x, "whiteout");
+	return lgetxattr(path, name_x, NULL, 0) >= 0;
+}
+
+int lam__view_make_whiteout(lam_view *v, int dirfd, const char *name)
+{
+	int q = lam__quota_inodes(v, 1);
+	if (q < 0)
+		return q;
+	lam__quota_add_inodes(v, 1);
+	if (mknodat(dirfd, name, S_IFCHR | 0000, 0) == 0)
+		return 0;
+	if (errno != EPERM)
+		return lam__view_posix(errno, "creating whiteout %s", name);
+	int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+			0000);
+	if (fd < 0)
+		return lam__view_posix(errno, "creating whiteout %s", name);
+	char x[64];
+	lam__view_ovl(v, x, "whiteout");
+	int r = fsetxattr(fd, x, "y", 1, 0);
+	close(fd);
+	return r < 0 ? lam__view_posix(errno, "creating whiteout %s", name)
+		     : 0;
+}
+
+static bool is_opaque(lam_view *v, const char *path)
+{
+	char p[PATH_MAX + 64], x[64];
+	if (lam__fd_path(p, sizeof(p), v->upperfd, path) < 0)
+		return false;
+	lam__view_ovl(v, x, "opaque");
+	char val[4];
+	ssize_t n = lgetxattr(p, x, val, sizeof(val));
+	return n == 1 && val[0] == 'y';
+}
+
+/* Fill level d (path already in vp->p[0..len]) from the upper and lower. */
+static void look_up(lam_view *v, lam__vpath *vp, uint32_t d)
+{
+	lam__vlevel *parent = &vp->lv[d - 1], *l = &vp->lv[d];
+	const char *p = vp->p;
+	memset(l, 0, sizeof(*l));
+	l->len = vp->len;
+	l->lower = -1;
+	if (parent->upper && S_ISDIR(parent->mode)) {
+		struct stat st;
+		if (fstatat(v->upperfd, p, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+			if (lam__view_is_whiteout(v, v->upperfd, p, &st)) {
+				l->whiteout = true;
+			} else {
+				l->upper = true;
+				l->mode = st.st_mode;
+				if (S_ISDIR(st.st_mode))
+					l->opaque = is_opaque(v, p);
+			}
+		}
+	}
+	if (parent->lower_ok && v->chain != NULL) {
+		l->lower = lam__chain_find(v->chain, p, vp->len);
+		if (l->lower >= 0 && !l->upper && !l->whiteout) {
+			lam__entry e;
+			lam__chain_entry(v->chain, (size_t)l->lower, &e);
+			l->mode = e.mode;
+		}
+	}
+	l->lower_ok = l->lower >= 0 && !l->whiteout && !l->opaque &&
+		      S_ISDIR(l->mode);
+	if (l->lower_ok && l->upper) {
+		lam__entry e;
+		lam__chain_entry(v->chain, (size_t)l->lower, &e);
+		l->lower_ok = S_ISDIR(e.mode);
+	}
+}
+
+void lam__view_look_up(lam_view *v, lam__vpath *vp, uint32_t d)
+{
+	look_up(v, vp, d);
+}
+
+static void root_level(lam_view *v, lam__vpath *vp)
+{
+	lam__vlevel *r = &vp->lv[0];
+	memset(r, 0, sizeof(*r));
+	r->upper = v->upperfd >= 0;
+	r->lower = v->chain ? lam__chain_find(v->chain, "", 0) : -1;
+	r->mode = S_IFDIR | 0755;
+	if (r->upper) {
+		struct stat st;
+		if (fstat(v->upperfd, &st) == 0)
+			r->mode = st.st_mode;
+		r->opaque = is_opaque(v, ".");
+	} else if (r->lower >= 0) {
+		lam__entry e;
+		lam__chain_entry(v->chain, (size_t)r->lower, &e);
+		r->mode = e.mode;
+	}
+	r->lower_ok = v->chain != NULL && !r->opaque;
+	vp->p[0] = '\0';
+	vp->len = 0;
+	vp->depth = 1;
+}
+
+static int read_target(lam_view *v, lam__vpath *vp, char *buf, size_t size)
+{
+	lam__vlevel *l = lam__vlast(vp);
+	if (l->upper) {
+		ssize_t n = readlinkat(v->upperfd, vp->p, buf, size - 1);
+		if (n < 0)
+			return lam__view_posix(errno, "reading link %s", vp->p);
+		buf[n] = '\0';
+		return 0;
+	}
+	lam__entry e;
+	lam__chain_entry(v->chain, (size_t)l->lower, &e);
+	if (e.target_len >= size)
+		return lam__view_posix(ENAMETOOLONG, "link %s", vp->p);
+	memcpy(buf, e.target, e.target_len);
+	buf[e.target_len] = '\0';
+	return 0;
+}
+
+int lam__view_resolve(lam_view *v, const char *path, unsigned int flags,
+		      lam__vpath *vp)
+{
+	if (path == NULL)
+		return lam__error(LAM_EINVAL, "NULL path");
+	size_t plen = strlen(path);
+	if (plen >= PATH_MAX)
+		return lam__view_posix(ENAMETOOLONG, "path too long");
+	/* rest holds what is left to walk; symlink targets are put in front
+	 * of it. */
+	char rest[2 * PATH_MAX + 2], target[PATH_MAX + 1];
+	memcpy(rest, path, plen + 1);
+	size_t pos = 0;
+	int links = 0;
+	root_level(v, vp);
+	for (;;) {
+		while (rest[pos] == '/')
+			pos++;
+		if (rest[pos] == '\0')
+			return 0;
+		size_t n = strcspn(rest + pos, "/");
+		const char *name = rest + pos;
+		pos += n;
+		bool last = rest[pos + strspn(rest + pos, "/")] == '\0';
+		if (n > NAME_MAX)
+			return lam__view_posix(ENAMETOOLONG, "name too long in %s",
+					       path);
+		if (n == 1 && name[0] == '.')
+			continue;
+		lam__vlevel *cur = lam__vlast(vp);
+		if (cur->mode == 0)
+			return lam__view_posix(ENOENT, "%s: no such entry",
+					       path);
+		if (!S_ISDIR(cur->mode))
+			return lam__view_posix(ENOTDIR, "%s: not a folder",
+					       path);
+		if (n == 2 && name[0] == '.' && name[1] == '.') {
+			if (vp->depth > 1) {
+				vp->depth--;
+				vp->len = vp->lv[vp->depth - 1].len;
+				vp->p[vp->len] = '\0';
+			}
+			continue;
+		}
+		if (vp->len + 1 + n >= sizeof(vp->p) ||
+		    vp->depth >= LAM__VIEW_MAX_DEPTH)
+			return lam__view_posix(ENAMETOOLONG, "path too long");
+		if (vp->len > 0)
+			vp->p[vp->len++] = '/';
+		memcpy(vp->p + vp->len, name, n);
+		vp->len += (uint32_t)n;
+		vp->p[vp->len] = '\0';
+		look_up(v, vp, vp->depth);
+		vp->depth++;
+		lam__vlevel *l = lam__vlast(vp);
+		if (!S_ISLNK(l->mode) || (last && !(flags & LAM__FOLLOW)))
+			continue;
+		if (++links > MAX_SYMLINKS)
+			return lam__view_posix(ELOOP, "%s: too many symlinks",
+					       path);
+		int rc = read_target(v, vp, target, sizeof(target));
+		if (rc < 0)
+			return rc;
+		/* Replace the link by its target, then walk on. */
+		size_t tlen = strlen(target), rlen = strlen(rest + pos);
+		if (tlen + 1 + rlen + 1 > sizeof(rest))
+			return lam__view_posix(ENAMETOOLONG, "%s: link target "
+					       "too long", path);
+		memmove(rest + tlen + 1, rest + pos, rlen + 1);
+		memcpy(rest, target, tlen);
+		rest[tlen] = '/';
+		pos = 0;
+		vp->depth--;
+		vp->len = vp->lv[vp->depth - 1].len;
+		vp->p[vp->len] = '\0';
+		if (target[0] == '/')
+			root_level(v, vp);
+	}
+}
+
+/* Metadata from a lower entry onto a fresh upper entry. */
+static void apply_meta(int fd, int dirfd, const char *name,
+		       const lam__entry *e)
+{
+	char lpath[PATH_MAX + 64];
+	bool have = fd < 0 &&
+		    lam__fd_path(lpath, sizeof(lpath), dirfd, name) == 0;
+	uint32_t off = 0;
+	lam__xattr x;
+	char xn[256];
+	while (lam__xattr_next(e->xattrs, e->xattrs_len, &off, &x) == 1) {
+		if (x.name_len >= sizeof(xn))
+			continue;
+		memcpy(xn, x.name, x.name_len);
+		xn[x.name_len] = '\0';
+		if (fd >= 0)
+			fsetxattr(fd, xn, x.value, x.value_len, 0);
+		else if (have)
+			lsetxattr(lpath, xn, x.value, x.value_len, 0);
+	}
+	struct timespec ts[2] = {{e->mtime_sec, e->mtime_nsec},
+				 {e->mtime_sec, e->mtime_nsec}};
+	if (fd >= 0) {
+		if (geteuid() == 0)
+			(void)!fchown(fd, e->uid, e->gid);
+		fchmod(fd, e->mode & 07777);
+		futimens(fd, ts);
+		return;
+	}
+	if (geteuid() == 0)
+		(void)!fchownat(dirfd, name, e->uid, e->gid,
+				AT_SYMLINK_NOFOLLOW);
+	if (!S_ISLNK(e->mode))
+		fchmodat(dirfd, name, e->mode & 07777, 0);
+	utimensat(dirfd, name, ts, AT_SYMLINK_NOFOLLOW);
+}
+
+/* Copy up a lower folder (without contents) at level d. */
+static int copy_up_dir(lam_view *v, lam__vpath *vp, uint32_t d)
+{
+	lam__vlevel *l = &vp->lv[d];
+	char path[4096];
+	memcpy(path, vp->p, l->len);
+	path[l->len] = '\0';
+	lam__entry e;
+	lam__chain_entry(v->chain, (size_t)l->lower, &e);
+	int q = lam__quota_inodes(v, 1);
+	if (q < 0)
+		return q;
+	if (mkdirat(v->upperfd, path, 0700) < 0 && errno != EEXIST)
+		return lam__view_posix(errno, "copying up %s", path);
+	lam__quota_add_inodes(v, 1);
+	int fd = openat(v->upperfd, path,
+			O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return lam__view_posix(errno, "copying up %s", path);
+	apply_meta(fd, -1, NULL, &e);
+	close(fd);
+	l->upper = true;
+	return 0;
+}
+
+/* Copy up a lower non-folder entry (by chain index) to an upper path. */
+static int copy_up_entry(lam_view *v, const char *path, const lam__entry *e)
+{
+	int q = lam__quota_inodes(v, 1);
+	if (q < 0)
+		return q;
+	lam__quota_add_inodes(v, 1);
+	switch (e->mode & S_IFMT) {
+	case S_IFREG: {
+		int fd = openat(v->upperfd, path,
+				O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW |
+					O_CLOEXEC,
+				0600);
+		if (fd < 0)
+			return lam__view_posix(errno, "copying up %s", path);
+		int rc = 0;
+		if (ftruncate(fd, (off_t)e->size) < 0)
+			rc = lam__view_posix(errno, "copying up %s", path);
+		if (rc == 0 && (e->flags & LAM__E_OBJECT))
+			rc = lam__partial_create(v, fd, &e->obj, e->size);
+		if (rc == 0)
+			apply_meta(fd, -1, NULL, e);
+		close(fd);
+		if (rc < 0)
+			unlinkat(v->upperfd, path, 0);
+		return rc;
+	}
+	case S_IFLNK: {
+		char t[PATH_MAX + 1];
+		if (e->target_len > PATH_MAX)
+			return lam__view_posix(ENAMETOOLONG, "%s", path);
+		memcpy(t, e->target, e->target_len);
+		t[e->target_len] = '\0';
+		if (symlinkat(t, v->upperfd, path) < 0)
+			return lam__view_posix(errno, "copying up %s", path);
+		break;
+	}
+	default:
+		if (mknodat(v->upperfd, path, e->mode & (S_IFMT | 07777),
+			    (dev_t)e->rdev) < 0)
+			return lam__view_posix(errno, "copying up %s", path);
+		break;
+	}
+	apply_meta(-1, v->upperfd, path, e);
+	return 0;
+}
+
+static int copy_up_parents(lam_view *v, lam__vpath *vp, uint32_t upto)
+{
+	for (uint32_t d = 1; d < upto; d++) {
+		if (vp->lv[d].upper)
+			continue;
+		if (vp->lv[d].lower < 0)
+			return lam__view_posix(ENOENT, "%s: a parent is missing",
+					       vp->p);
+		int rc = copy_up_dir(v, vp, d);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* Hard links stay linked: copy up the other visible members of a lower
+ * hard-link group as links of the first copy. */
+static int copy_up_links(lam_view *v, size_t idx, const char *primary)
+{
+	size_t first, count;
+	lam__chain_link_members(v->chain, idx, &first, &count);
+	if (count < 2)
+		return 0;
+	lam__vpath *mp = lam__malloc(sizeof(*mp));
+	if (mp == NULL)
+		return lam__error(LAM_ENOMEM, "out of memory");
+	int rc = 0;
+	for (size_t k = 0; k < count && rc == 0; k++) {
+		uint32_t m = v->chain->links[first + k];
+		if (m == idx)
+			continue;
+		lam__entry e;
+		lam__chain_entry(v->chain, m, &e);
+		char path[4096];
+		if (e.path_len >= sizeof(path))
+			continue;
+		memcpy(path, e.path, e.path_len);
+		path[e.path_len] = '\0';
+		/* Only members the view still shows from the lower. */
+		if (lam__view_resolve(v, path, 0, mp) < 0) {
+			lam__error_reset();
+			continue;
+		}
+		lam__vlevel *l = lam__vlast(mp);
+		if (l->upper || l->whiteout || l->lower != (int64_t)m)
+			continue;
+		rc = copy_up_parents(v, mp, mp->depth - 1);
+		if (rc == 0 && linkat(v->upperfd, primary, v->upperfd, path,
+				      0) < 0)
+			rc = lam__view_posix(errno, "linking %s", path);
+	}
+	lam__free(mp);
+	return rc;
+}
+
+int lam__view_copy_up(lam_view *v, lam__vpath *vp, bool self)
+{
+	int rc = copy_up_parents(v, vp, vp->depth - 1);
+	if (rc < 0 || !self)
+		return rc;
+	lam__vlevel *l = lam__vlast(vp);
+	if (l->upper)
+		return 0;
+	if (l->lower < 0 || l->whiteout)
+		return lam__view_posix(ENOENT, "%s: no such entry", vp->p);
+	if (S_ISDIR(l->mode))
+		return copy_up_dir(v, vp, vp->depth - 1);
+	lam__entry e;
+	lam__chain_entry(v->chain, (size_t)l->lower, &e);
+	rc = copy_up_entry(v, vp->p, &e);
+	if (rc == 0 && e.link_group != 0)
+		rc = copy_up_links(v, (size_t)l->lower, vp->p);
+	if (rc == 0)
+		l->upper = true;
+	return rc;
+}
+
+/* Copy up everything below a folder the view shows, then mark it opaque:
+ * the upper alone now holds the whole subtree. */
+static int copy_up_below(lam_view *v, lam__vpath *vp)
+{
+	lam__vlevel *l = lam__vlast(vp);
+	if (!l->lower_ok)
+		return 0;
+	int64_t c = lam__chain_first_child(v->chain, l->lower);
+	uint32_t base_len = vp->len, base_depth = vp->depth;
+	int rc = 0;
+	while (c >= 0 && rc == 0) {
+		lam__entry e;
+		lam__chain_entry(v->chain, (size_t)c, &e);
+		const char *name = memrchr(e.path, '/', e.path_len);
+		name = name ? name + 1 : e.path;
+		uint32_t nlen = e.path_len - (uint32_t)(name - e.path);
+		/* Descend by hand: append the name and look it up. */
+		vp->p[base_len] = '/';
+		memcpy(vp->p + base_len + 1, name, nlen);
+		vp->len = base_len + 1 + nlen;
+		vp->p[vp->len] = '\0';
+		look_up(v, vp, base_depth);
+		vp->depth = base_depth + 1;
+		lam__vlevel *cl = lam__vlast(vp);
+		if (!cl->whiteout && cl->lower == c) {
+			if (!cl->upper)
+				rc = lam__view_copy_up(v, vp, true);
+			if (rc == 0 && S_ISDIR(cl->mode))
+				rc = copy_up_below(v, vp);
+		}
+		vp->len = base_len;
+		vp->p[base_len] = '\0';
+		vp->depth = base_depth;
+		c = lam__chain_next_child(v->chain, l->lower, c);
+	}
+	return rc;
+}
+
+int lam__view_copy_up_tree(lam_view *v, lam__vpath *vp)
+{
+	lam__quota_dirty(v);
+	int rc = lam__view_copy_up(v, vp, true);
+	if (rc == 0)
+		rc = copy_up_below(v, vp);
+	if (rc == 0 && lam__vlast(vp)->lower >= 0) {
+		char x[64];
+		lam__view_ovl(v, x, "opaque");
+		char p[PATH_MAX + 64];
+		rc = lam__fd_path(p, sizeof(p), v->upperfd,
+				  vp->len ? vp->p : ".");
+		if (rc == 0 && lsetxattr(p, x, "y", 1, 0) < 0)
+			rc = lam__view_posix(errno, "marking %s opaque", vp->p);
+		if (rc == 0) {
+			lam__vlast(vp)->opaque = true;
+			lam__vlast(vp)->lower_ok = false;
+		}
+	}
+	return rc;
+}
