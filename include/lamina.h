@@ -17,5 +17,6 @@
 #include <lamina/rc.h>
 #include <lamina/view.h>
 #include <lamina/kv.h>
+#include <lamina/archive.h>
 
 #endif

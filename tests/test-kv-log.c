@@ -90,8 +90,8 @@ START_TEST(test_torn_tail_is_dropped_at_every_offset)
 		lam_view *v = open_view();
 		char *got = dump(v);
 		ck_assert_msg(strcmp(got, before) == 0,
-			      "cut at %zu of %zu: the torn unit shows:\n%s", cut,
-			      len, got);
+			      "cut at %zu of %zu: the torn unit shows:\n%s",
+			      cut, len, got);
 		free(got);
 		kt_view_free(v);
 		/* The writer cut the log back to the last whole unit. */

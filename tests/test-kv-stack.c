@@ -44,8 +44,8 @@ static const char *key_path(int k, int s)
 	if (s < 0)
 		snprintf(buf, sizeof(buf), "%s%d", rnd(2) ? "Key" : "KEY", k);
 	else
-		snprintf(buf, sizeof(buf), "%s%d\\%s%d",
-			 rnd(2) ? "key" : "Key", k, rnd(2) ? "Sub" : "sUB", s);
+		snprintf(buf, sizeof(buf), "%s%d\\%s%d", rnd(2) ? "key" : "Key",
+			 k, rnd(2) ? "Sub" : "sUB", s);
 	return buf;
 }
 
@@ -76,8 +76,8 @@ static void check_key(lam_key *k, const int *vals, const char *what)
 			      what, v, d, vals[v]);
 	}
 	char *got = kt_values(k);
-	ck_assert_msg(strcmp(got, want) == 0, "%s values \"%s\", expected \"%s\"",
-		      what, got, want);
+	ck_assert_msg(strcmp(got, want) == 0,
+		      "%s values \"%s\", expected \"%s\"", what, got, want);
 	free(got);
 }
 
@@ -98,8 +98,8 @@ static void check_tree(lam_key *root, const model *m, const char *when)
 		ck_assert_msg(rc == 0, "%s: %s", what,
 			      lam_error_last()->message);
 		size_t n = strlen(want);
-		snprintf(want + n, sizeof(want) - n, "%s%s",
-			 n ? "," : "", lam_key_name(kk));
+		snprintf(want + n, sizeof(want) - n, "%s%s", n ? "," : "",
+			 lam_key_name(kk));
 		check_key(kk, m->kval[k], what);
 		char subs[64] = "";
 		for (int s = 0; s < NS; s++) {
@@ -128,8 +128,8 @@ static void check_tree(lam_key *root, const model *m, const char *when)
 	}
 	/* Root names sort by fold: key0 < key1 < ... (NK <= 10). */
 	char *got = kt_subkeys(root);
-	ck_assert_msg(strcmp(got, want) == 0, "%s: root \"%s\", expected \"%s\"",
-		      when, got, want);
+	ck_assert_msg(strcmp(got, want) == 0,
+		      "%s: root \"%s\", expected \"%s\"", when, got, want);
 	free(got);
 }
 
@@ -178,8 +178,8 @@ START_TEST(test_random_changes_over_commits_match_a_model)
 			}
 			LT_OK(rc);
 			rc = lam_key_delete_value(kk, name);
-			ck_assert_int_eq(rc, m.kval[k][val] >= 0 ? 0
-								 : LAM_ENOTFOUND);
+			ck_assert_int_eq(
+				rc, m.kval[k][val] >= 0 ? 0 : LAM_ENOTFOUND);
 			m.kval[k][val] = -1;
 			lam_key_free(kk);
 			break;
@@ -192,7 +192,8 @@ START_TEST(test_random_changes_over_commits_match_a_model)
 			break;
 		}
 		case 7: {
-			int rc = lam_key_delete(v, key_path(k, s), LAM_KEY_TREE);
+			int rc =
+				lam_key_delete(v, key_path(k, s), LAM_KEY_TREE);
 			ck_assert_int_eq(rc, m.sex[k][s] ? 0 : LAM_ENOTFOUND);
 			m.sex[k][s] = false;
 			for (int i = 0; i < NV; i++)

@@ -46,7 +46,8 @@ START_TEST(test_create_open_and_names_fold_case)
 	lam_key_free(k2);
 	LT_OK(lam_key_create_at(&k2, k, "Sub\\Deeper", 0, &created));
 	ck_assert_int_eq(created, 1);
-	ck_assert_str_eq(lam_key_path(k2), "Software\\Vendor\\App\\Sub\\Deeper");
+	ck_assert_str_eq(lam_key_path(k2),
+			 "Software\\Vendor\\App\\Sub\\Deeper");
 	lam_key_free(k2);
 	lam_key_free(k);
 
@@ -55,9 +56,13 @@ START_TEST(test_create_open_and_names_fold_case)
 	kt_set_sz(view, "\xc3\x84rger\\\xce\xa3\xce\xb9\\\xd0\x96", "v", "x");
 	kt_assert_sz(view, "\xc3\xa4RGER\\\xcf\x83\xce\x99\\\xd0\xb6", "V",
 		     "x");
-	kt_set_sz(view, "Stra\xc3\x9f" "e", "v", "1");
+	kt_set_sz(view,
+		  "Stra\xc3\x9f"
+		  "e",
+		  "v", "1");
 	ck_assert(!kt_key_exists(view, "STRASSE"));
-	ck_assert(kt_key_exists(view, "STRA\xc3\x9f" "E"));
+	ck_assert(kt_key_exists(view, "STRA\xc3\x9f"
+				      "E"));
 
 	LT_FAILS(lam_key_open(&k, view, "Software\\Missing", 0), LAM_ENOTFOUND,
 		 "Software\\Missing");
@@ -145,8 +150,7 @@ START_TEST(test_typed_values_round_trip)
 		 "REG_BINARY");
 
 	/* Values, the default one first, in folded order. */
-	kt_assert_str(kt_values(k),
-		      ",be,bin,dw,empty,list,none,path,qw,sz");
+	kt_assert_str(kt_values(k), ",be,bin,dw,empty,list,none,path,qw,sz");
 	ck_assert_str_eq(lam_kv_type_name(LAM_KV_MULTI_SZ), "REG_MULTI_SZ");
 	ck_assert_str_eq(lam_kv_type_name(99), "REG_UNKNOWN");
 	lam_key_free(k);
@@ -258,8 +262,8 @@ START_TEST(test_bad_values_fail_precisely)
 		 LAM_EINVAL, "two NULs");
 	LT_FAILS(lam_key_set_value(k, "m", LAM_KV_MULTI_SZ, "a\0\0b\0\0", 6),
 		 LAM_EINVAL, "empty string at byte 2");
-	LT_FAILS(lam_key_set_value(k, "m", LAM_KV_MULTI_SZ, "a", 1),
-		 LAM_EINVAL, "end with a NUL");
+	LT_FAILS(lam_key_set_value(k, "m", LAM_KV_MULTI_SZ, "a", 1), LAM_EINVAL,
+		 "end with a NUL");
 	LT_FAILS(lam_key_set_value(k, "m", LAM_KV_MULTI_SZ, "", 0), LAM_EINVAL,
 		 "end with a NUL");
 	const char *bad[] = {"x", ""};
@@ -691,8 +695,7 @@ START_TEST(test_diff_reports_key_and_value_changes)
 	LT_OK(lam_kv_diff(NULL, base, record, &s));
 	const char *want = "A App;A App:gone;A App:keep;A App:over;"
 			   "A App\\Child;A App\\Child:c;";
-	ck_assert_msg(strncmp(s.log, want, strlen(want)) == 0, "got %s",
-		      s.log);
+	ck_assert_msg(strncmp(s.log, want, strlen(want)) == 0, "got %s", s.log);
 	s.log[0] = '\0';
 	LT_OK(lam_kv_diff(child, child, record, &s));
 	ck_assert_str_eq(s.log, "");
@@ -778,25 +781,41 @@ START_TEST(test_delta_file_rejects_inconsistent_content)
 
 	memset(r, 0, sizeof(r));
 	r[0] = (lam__kv_rec){.kind = LAM__KV_KEY, .disp = "", .fold = ""};
-	r[1] = (lam__kv_rec){.kind = LAM__KV_KEY, .depth = 1, .disp = "b",
-			     .fold = "b", .len = 1};
-	r[2] = (lam__kv_rec){.kind = LAM__KV_KEY, .depth = 1, .disp = "a",
-			     .fold = "a", .len = 1};
+	r[1] = (lam__kv_rec){.kind = LAM__KV_KEY,
+			     .depth = 1,
+			     .disp = "b",
+			     .fold = "b",
+			     .len = 1};
+	r[2] = (lam__kv_rec){.kind = LAM__KV_KEY,
+			     .depth = 1,
+			     .disp = "a",
+			     .fold = "a",
+			     .len = 1};
 	LT_OK(lam__kv_file_write(dfd, "unordered", r, 3, &d));
 	LT_FAILS(lam__kv_file_open(&f, dfd, "unordered", "test"), LAM_ECORRUPT,
 		 "out of order");
-	r[1] = (lam__kv_rec){.kind = LAM__KV_KEY, .depth = 2, .disp = "a\\b",
-			     .fold = "a\\b", .len = 3};
+	r[1] = (lam__kv_rec){.kind = LAM__KV_KEY,
+			     .depth = 2,
+			     .disp = "a\\b",
+			     .fold = "a\\b",
+			     .len = 3};
 	LT_OK(lam__kv_file_write(dfd, "orphan", r, 2, &d));
 	LT_FAILS(lam__kv_file_open(&f, dfd, "orphan", "test"), LAM_ECORRUPT,
 		 "parent");
-	r[1] = (lam__kv_rec){.kind = LAM__KV_KEY, .depth = 1, .disp = "A",
-			     .fold = "B", .len = 1};
+	r[1] = (lam__kv_rec){.kind = LAM__KV_KEY,
+			     .depth = 1,
+			     .disp = "A",
+			     .fold = "B",
+			     .len = 1};
 	LT_OK(lam__kv_file_write(dfd, "badfold", r, 2, &d));
 	LT_FAILS(lam__kv_file_open(&f, dfd, "badfold", "test"), LAM_ECORRUPT,
 		 "folded");
-	r[1] = (lam__kv_rec){.kind = LAM__KV_VALUE, .type = LAM_KV_DWORD,
-			     .disp = "v", .fold = "v", .len = 1, .data = "abc",
+	r[1] = (lam__kv_rec){.kind = LAM__KV_VALUE,
+			     .type = LAM_KV_DWORD,
+			     .disp = "v",
+			     .fold = "v",
+			     .len = 1,
+			     .data = "abc",
 			     .size = 3};
 	LT_OK(lam__kv_file_write(dfd, "badvalue", r, 2, &d));
 	LT_FAILS(lam__kv_file_open(&f, dfd, "badvalue", "test"), LAM_ECORRUPT,
@@ -897,8 +916,8 @@ START_TEST(test_path_get_and_set_without_handles)
 	LT_FAILS(lam_kv_get_value(view, "A\\X", "v", &type, buf, sizeof(buf),
 				  &need),
 		 LAM_ENOTFOUND, "A\\X");
-	LT_FAILS(lam_kv_get_value(view, "A\\B\\C", "w", &type, buf,
-				  sizeof(buf), &need),
+	LT_FAILS(lam_kv_get_value(view, "A\\B\\C", "w", &type, buf, sizeof(buf),
+				  &need),
 		 LAM_ENOTFOUND, "no value \"w\"");
 	LT_FAILS(lam_kv_set_value(view, "A\\\xff", "v", LAM_KV_SZ, "abc", 4),
 		 LAM_EBADNAME, "UTF-8");

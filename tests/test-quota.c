@@ -67,7 +67,6 @@ static void expect_edquot(int rc)
 	ck_assert_ptr_nonnull(strstr(last_msg, "quota"));
 }
 
-
 START_TEST(test_byte_quota_refuses_the_write_past_it_and_keeps_the_rest)
 {
 	lam_view_quota q = LAM_VIEW_QUOTA_INIT;
@@ -180,7 +179,9 @@ int main(void)
 	Suite *s = suite_create("quota");
 	TCase *tc = tcase_create("quota");
 	tcase_add_checked_fixture(tc, setup_quota, teardown_quota);
-	tcase_add_test(tc, test_byte_quota_refuses_the_write_past_it_and_keeps_the_rest);
+	tcase_add_test(
+		tc,
+		test_byte_quota_refuses_the_write_past_it_and_keeps_the_rest);
 	tcase_add_test(tc, test_inode_quota_counts_every_new_entry);
 	tcase_add_test(tc, test_quota_and_usage_persist_across_reopen);
 	tcase_add_test(tc, test_bad_quota_arguments);

@@ -157,4 +157,9 @@ int cli_cmd_squash(struct cli *cli, int argc, char **argv);
 
 extern const struct cli_cmd cli_view_commands[];
 
+extern const struct cli_cmd cli_reg_commands[];
+
+extern const struct cli_cmd cli_layer_commands[];
+extern const struct cli_cmd cli_oci_commands[];
+
 #endif

@@ -326,18 +326,34 @@ static int apply_error(const char *host, int rc)
 	return cli_error("applying %s: %s", host, lam_message(rc));
 }
 
-static struct applied_link *find_link(struct apply *a, const struct stat *st)
+/*
+ * Where the link of @st belongs in the table, which is kept sorted by
+ * device and inode; *found tells whether it is there already.
+ */
+static size_t find_link(const struct apply *a, const struct stat *st,
+			bool *found)
 {
-	for (size_t i = 0; i < a->nlinks; i++) {
-		if (a->links[i].dev == st->st_dev &&
-		    a->links[i].ino == st->st_ino)
-			return &a->links[i];
+	size_t lo = 0, hi = a->nlinks;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const struct applied_link *l = &a->links[mid];
+
+		if (l->dev < st->st_dev ||
+		    (l->dev == st->st_dev && l->ino < st->st_ino))
+			lo = mid + 1;
+		else
+			hi = mid;
 	}
-	return NULL;
+	*found = lo < a->nlinks && a->links[lo].dev == st->st_dev &&
+		 a->links[lo].ino == st->st_ino;
+	return lo;
 }
 
 static int add_link(struct apply *a, const struct stat *st, const char *vpath)
 {
+	bool found;
+	size_t at = find_link(a, st, &found);
 	char *copy;
 
 	if (a->nlinks == a->cap) {
@@ -353,8 +369,10 @@ static int add_link(struct apply *a, const struct stat *st, const char *vpath)
 	copy = strdup(vpath);
 	if (!copy)
 		return cli_oom();
-	a->links[a->nlinks++] =
-		(struct applied_link){st->st_dev, st->st_ino, copy};
+	memmove(a->links + at + 1, a->links + at,
+		(a->nlinks - at) * sizeof(*a->links));
+	a->links[at] = (struct applied_link){st->st_dev, st->st_ino, copy};
+	a->nlinks++;
 	return 0;
 }
 
@@ -425,6 +443,10 @@ static int remove_tree(struct apply *a, const char *host, const char *vpath)
 		rc = lam_view_unlink(a->view, vpath);
 		return rc < 0 ? apply_error(host, rc) : 0;
 	}
+	/* A whiteout deletes a read-only folder too, whoever runs this. */
+	if ((st.mode & 0700) != 0700 &&
+	    (rc = lam_view_chmod(a->view, vpath, (st.mode & 07777) | 0700)) < 0)
+		return apply_error(host, rc);
 	if (empty_dir(a, host, vpath))
 		return CLI_EXIT_FAIL;
 	rc = lam_view_rmdir(a->view, vpath);
@@ -629,8 +651,12 @@ static int apply_entry(struct apply *a, int dirfd, const char *name,
 	status = remove_tree(a, host, vpath);
 	if (status || (S_ISCHR(st.st_mode) && st.st_rdev == 0))
 		return status;
-	if (st.st_nlink > 1)
-		link = find_link(a, &st);
+	if (st.st_nlink > 1) {
+		bool found;
+		size_t at = find_link(a, &st, &found);
+
+		link = found ? &a->links[at] : NULL;
+	}
 	if (link) {
 		rc = lam_view_link(a->view, link->path, vpath);
 		return rc < 0 ? apply_error(host, rc) : 0;
@@ -968,6 +994,19 @@ static int print_change(lam_change_kind kind, const char *path, void *userdata)
 	return cli_out_check();
 }
 
+/* A key/value change: "K reg:Key\Sub" for a key, "K reg:Key\Sub:Name"
+ * for a value (the default value's name is empty). */
+static int print_kv_change(lam_change_kind kind, const char *key,
+			   const char *value, void *userdata)
+{
+	(void)userdata;
+	if (value)
+		printf("%c reg:%s:%s\n", (char)kind, key, value);
+	else
+		printf("%c reg:%s\n", (char)kind, key);
+	return cli_out_check();
+}
+
 int cli_cmd_diff(struct cli *cli, int argc, char **argv)
 {
 	int metadata_flag = 0;
@@ -995,6 +1034,9 @@ int cli_cmd_diff(struct cli *cli, int argc, char **argv)
 	if (!status && view) {
 		status =
 			cli_check(lam_view_diff(view, print_change, &metadata));
+		if (!status)
+			status = cli_check(
+				lam_kv_view_diff(view, print_kv_change, NULL));
 	} else if (!status) {
 		/* One layer alone is compared with its parent. */
 		if (nargs == 1)
@@ -1002,6 +1044,9 @@ int cli_cmd_diff(struct cli *cli, int argc, char **argv)
 		if (!status)
 			status = cli_check(lam_layer_diff(
 				from, to, print_change, &metadata));
+		if (!status)
+			status = cli_check(
+				lam_kv_diff(from, to, print_kv_change, NULL));
 	}
 	lam_view_free(other);
 	lam_view_free(view);

@@ -115,6 +115,24 @@ const struct cli_cmd cli_commands[] = {
 		.summary = "change files in copy-on-write views over layers",
 	},
 	{
+		.name = "reg",
+		.sub = cli_reg_commands,
+		.synopsis = "SUBCOMMAND [ARGS]",
+		.summary = "read and change the registry-style key/value tree",
+	},
+	{
+		.name = "layer",
+		.sub = cli_layer_commands,
+		.synopsis = "SUBCOMMAND [ARGS]",
+		.summary = "move single layers as OCI layer tar streams",
+	},
+	{
+		.name = "oci",
+		.sub = cli_oci_commands,
+		.synopsis = "SUBCOMMAND [ARGS]",
+		.summary = "export and import images in OCI image layouts",
+	},
+	{
 		.name = "ls",
 		.run = cli_cmd_ls,
 		.synopsis = "LAYER|VIEW [PATH] [-R]",
@@ -146,7 +164,12 @@ const struct cli_cmd cli_commands[] = {
 			   "owner, times, xattrs) prints as M, or as m with "
 			   "--metadata. With one argument, a layer is "
 			   "compared with its parent and a view with its "
-			   "base (the changes it holds).",
+			   "base (the changes it holds). Key/value changes "
+			   "follow, in the stable order: \"A|D "
+			   "reg:KEY\\SUB\" for a key, \"A|M|D "
+			   "reg:KEY\\SUB:NAME\" for a value (NAME empty for "
+			   "the default value); an added or deleted key is "
+			   "listed, then its values and subkeys.",
 	},
 	{
 		.name = "squash",

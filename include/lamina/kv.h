@@ -148,8 +148,9 @@ typedef struct lam_kv_options {
 } lam_kv_options;
 
 /** Initialise a lam_kv_options with the defaults. @since 0.1 */
-#define LAM_KV_OPTIONS_INIT                                               \
-	{LAM_KV_OPTIONS_VERSION, 0, LAM_KV_DEFAULT_MAX_VALUE_SIZE, 0, 0}
+/* clang-format off */
+#define LAM_KV_OPTIONS_INIT {LAM_KV_OPTIONS_VERSION, 0, LAM_KV_DEFAULT_MAX_VALUE_SIZE, 0, 0}
+/* clang-format on */
 
 /**
  * Set the options of a view's key/value namespace; they last while the
@@ -223,9 +224,8 @@ LAM_API int lam_key_create(lam_key **out, lam_view *view, const char *path,
 			   unsigned int flags, int *created);
 
 /** lam_key_create() relative to an open key. @since 0.1 */
-LAM_API int lam_key_create_at(lam_key **out, lam_key *parent,
-			      const char *path, unsigned int flags,
-			      int *created);
+LAM_API int lam_key_create_at(lam_key **out, lam_key *parent, const char *path,
+			      unsigned int flags, int *created);
 
 /**
  * Delete a key. Without LAM_KEY_TREE, a key that has subkeys is kept.
@@ -267,14 +267,14 @@ enum lam_key_info_flags {
 
 /** What lam_key_info_get() reports. @since 0.1 */
 typedef struct lam_key_info {
-	uint32_t subkeys;	   /**< direct subkeys */
-	uint32_t values;	   /**< values, the default one included */
-	uint32_t max_subkey_name;  /**< longest subkey name (characters) */
-	uint32_t max_value_name;   /**< longest value name (characters) */
-	uint32_t max_value_size;   /**< largest value (bytes) */
-	uint32_t flags;		   /**< lam_key_info_flags */
-	int64_t last_write_sec;	   /**< when the key or a value last changed */
-	int64_t last_write_nsec;   /**< its nanoseconds */
+	uint32_t subkeys;	  /**< direct subkeys */
+	uint32_t values;	  /**< values, the default one included */
+	uint32_t max_subkey_name; /**< longest subkey name (characters) */
+	uint32_t max_value_name;  /**< longest value name (characters) */
+	uint32_t max_value_size;  /**< largest value (bytes) */
+	uint32_t flags;		  /**< lam_key_info_flags */
+	int64_t last_write_sec;	  /**< when the key or a value last changed */
+	int64_t last_write_nsec;  /**< its nanoseconds */
 } lam_key_info;
 
 /**
@@ -300,7 +300,8 @@ LAM_API int lam_key_subkey_iter_new(lam_key_subkey_iter **out, lam_key *key);
 
 /**
  * The next subkey name.
- * @param[out] name borrowed until the next call on the iterator.
+ * @param[out] name borrowed until the next call on the iterator or the
+ *             next change to the view.
  * @return 0, LAM_ITEROVER at the end, LAM_ENOMEM.
  * @since 0.1
  */
@@ -453,9 +454,9 @@ LAM_API int lam_key_get_multi_sz(char ***out, size_t *count, lam_key *key,
  * @return as lam_key_open() and lam_key_get_value().
  * @since 0.1
  */
-LAM_API int lam_kv_get_value(lam_view *view, const char *path,
-			     const char *name, uint32_t *type, void *buf,
-			     size_t size, size_t *needed);
+LAM_API int lam_kv_get_value(lam_view *view, const char *path, const char *name,
+			     uint32_t *type, void *buf, size_t size,
+			     size_t *needed);
 
 /**
  * Set a value by key path, creating the key (and its parents) when it does
@@ -463,9 +464,8 @@ LAM_API int lam_kv_get_value(lam_view *view, const char *path,
  * @return as lam_key_create() and lam_key_set_value().
  * @since 0.1
  */
-LAM_API int lam_kv_set_value(lam_view *view, const char *path,
-			     const char *name, uint32_t type,
-			     const void *data, size_t size);
+LAM_API int lam_kv_set_value(lam_view *view, const char *path, const char *name,
+			     uint32_t type, const void *data, size_t size);
 
 /**
  * Start a transaction: the view's key/value changes from now on are seen
@@ -561,9 +561,8 @@ enum lam_kv_watch_flags {
  *         view, which never changes), LAM_ENOMEM.
  * @since 0.1
  */
-LAM_API int lam_key_watch(lam_kv_watch **out, lam_key *key,
-			  unsigned int flags, lam_kv_change_cb cb,
-			  void *userdata);
+LAM_API int lam_key_watch(lam_kv_watch **out, lam_key *key, unsigned int flags,
+			  lam_kv_change_cb cb, void *userdata);
 
 /**
  * A descriptor (an eventfd, non-blocking, close-on-exec) that becomes
@@ -587,6 +586,10 @@ enum lam_reg_flags {
 	LAM_REG_UTF16 = 1u << 0,
 	/** Export: the key and its values only, not its subkeys. */
 	LAM_REG_NO_SUBKEYS = 1u << 1,
+	/** Export: write string values as hex(N): bytes in UTF-16LE, as
+	 * hivexregedit --export does; tools that read a .reg file as bytes
+	 * (hivexregedit --merge) then store the right characters. */
+	LAM_REG_HEX_STRINGS = 1u << 2,
 };
 
 /** Options for .reg import and export. @since 0.1 */
@@ -606,13 +609,17 @@ typedef struct lam_reg_options {
 } lam_reg_options;
 
 /** Initialise a lam_reg_options. @since 0.1 */
+/* clang-format off */
 #define LAM_REG_OPTIONS_INIT {LAM_REG_OPTIONS_VERSION, 0, NULL, NULL}
+/* clang-format on */
 
 /**
  * Import a .reg file ("Windows Registry Editor Version 5.00" or
  * "REGEDIT4") into a view, as one transaction: every change or none.
  *
- * The text may be UTF-16LE with a BOM, or UTF-8 with or without one.
+ * The text may be UTF-16LE with a BOM, or UTF-8 with or without one (a
+ * line that is not UTF-8 is read as Latin-1, as REGEDIT4 files and
+ * hivexregedit's output may need).
  * Keys: "[Path]" creates, "[-Path]" deletes a subtree. Values: "Name"=
  * or @= (the default value) followed by a "string", dword:XXXXXXXX,
  * hex:bytes (BINARY), hex(N):bytes (type N; the string types' bytes are

@@ -73,10 +73,9 @@ typedef struct lam_import_options {
 } lam_import_options;
 
 /** Initialise a lam_import_options. @since 0.1 */
-#define LAM_IMPORT_OPTIONS_INIT               \
-	{                                     \
-		LAM_IMPORT_OPTIONS_VERSION, 0 \
-	}
+/* clang-format off */
+#define LAM_IMPORT_OPTIONS_INIT {LAM_IMPORT_OPTIONS_VERSION, 0}
+/* clang-format on */
 
 /**
  * Create a layer from a host folder and commit it.
@@ -260,10 +259,9 @@ typedef struct lam_checkout_options {
 } lam_checkout_options;
 
 /** Initialise a lam_checkout_options. @since 0.1 */
-#define LAM_CHECKOUT_OPTIONS_INIT               \
-	{                                       \
-		LAM_CHECKOUT_OPTIONS_VERSION, 0 \
-	}
+/* clang-format off */
+#define LAM_CHECKOUT_OPTIONS_INIT {LAM_CHECKOUT_OPTIONS_VERSION, 0}
+/* clang-format on */
 
 /**
  * Materialise the merged tree of the layer's chain into a host folder:

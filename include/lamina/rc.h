@@ -96,10 +96,9 @@ typedef struct lam_rc_options {
 } lam_rc_options;
 
 /** Initialise a lam_rc_options. @since 0.1 */
-#define LAM_RC_OPTIONS_INIT                                             \
-	{                                                               \
-		LAM_RC_OPTIONS_VERSION, LAM_RC_MODE_AUTO, 0, NULL, NULL \
-	}
+/* clang-format off */
+#define LAM_RC_OPTIONS_INIT {LAM_RC_OPTIONS_VERSION, LAM_RC_MODE_AUTO, 0, NULL, NULL}
+/* clang-format on */
 
 /**
  * Create a new, empty group @p name under the group @p parent.
@@ -506,11 +505,9 @@ typedef struct lam_rc_usage {
 } lam_rc_usage;
 
 /** Initialise a lam_rc_usage. @since 0.1 */
-#define LAM_RC_USAGE_INIT                                                    \
-	{                                                                    \
-		LAM_RC_USAGE_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, \
-			0, 0, 0                                              \
-	}
+/* clang-format off */
+#define LAM_RC_USAGE_INIT {LAM_RC_USAGE_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+/* clang-format on */
 
 /**
  * Read what the group has used so far. See docs/rc.md for the file each

@@ -51,10 +51,9 @@ typedef struct lam_store_options {
 } lam_store_options;
 
 /** Initialise a lam_store_options. @since 0.1 */
-#define LAM_STORE_OPTIONS_INIT               \
-	{                                    \
-		LAM_STORE_OPTIONS_VERSION, 0 \
-	}
+/* clang-format off */
+#define LAM_STORE_OPTIONS_INIT {LAM_STORE_OPTIONS_VERSION, 0}
+/* clang-format on */
 
 /**
  * Open a store folder, creating it first when LAM_STORE_CREATE is given.

@@ -71,7 +71,9 @@ typedef struct lam_view_options {
 } lam_view_options;
 
 /** Initialise a lam_view_options. @since 0.1 */
+/* clang-format off */
 #define LAM_VIEW_OPTIONS_INIT {LAM_VIEW_OPTIONS_VERSION, 0}
+/* clang-format on */
 
 /**
  * Create a view over a layer (or over nothing, for a fresh base).
@@ -134,8 +136,7 @@ LAM_API int lam_view_base(lam_layer **out, lam_view *view);
  * @return 0 to go on; non-zero stops and is returned.
  * @since 0.1
  */
-typedef int (*lam_view_cb)(const char *id, const char *base_id,
-			   void *userdata);
+typedef int (*lam_view_cb)(const char *id, const char *base_id, void *userdata);
 
 /**
  * Call @p cb for each stored view, in UUID order.
@@ -170,7 +171,9 @@ typedef struct lam_commit_options {
 } lam_commit_options;
 
 /** Initialise a lam_commit_options. @since 0.1 */
+/* clang-format off */
 #define LAM_COMMIT_OPTIONS_INIT {LAM_COMMIT_OPTIONS_VERSION, 0}
+/* clang-format on */
 
 /**
  * Publish the view's changes as a new child layer of its base, crash-safe
@@ -197,15 +200,17 @@ LAM_API int lam_view_commit(lam_view *view, lam_layer **out,
  * @since 0.1
  */
 typedef struct lam_view_quota {
-	unsigned int version; /**< LAM_VIEW_QUOTA_VERSION */
-	uint64_t max_bytes;   /**< bytes allocated by files of the upper */
-	uint64_t max_inodes;  /**< entries (inodes) in the upper */
-	uint64_t max_keys;    /**< keys written to the key/value upper */
+	unsigned int version;	  /**< LAM_VIEW_QUOTA_VERSION */
+	uint64_t max_bytes;	  /**< bytes allocated by files of the upper */
+	uint64_t max_inodes;	  /**< entries (inodes) in the upper */
+	uint64_t max_keys;	  /**< keys written to the key/value upper */
 	uint64_t max_value_bytes; /**< value bytes written to it */
 } lam_view_quota;
 
 /** Initialise a lam_view_quota: no limits. @since 0.1 */
+/* clang-format off */
 #define LAM_VIEW_QUOTA_INIT {LAM_VIEW_QUOTA_VERSION, 0, 0, 0, 0}
+/* clang-format on */
 
 /** What a view's upper uses. @since 0.1 */
 typedef struct lam_view_usage {
@@ -256,19 +261,19 @@ LAM_API int lam_view_sync_upper(lam_view *view);
 
 /** File status, as lam_view_stat() reports it. @since 0.1 */
 typedef struct lam_stat {
-	uint64_t ino;	     /**< stable while the view lives; equal for links */
-	uint32_t mode;	     /**< type and permission bits, as st_mode */
-	uint32_t nlink;	     /**< hard links */
-	uint32_t uid;	     /**< owner */
-	uint32_t gid;	     /**< group */
-	uint64_t size;	     /**< bytes (target length for a symlink) */
-	uint64_t rdev;	     /**< device number of a device node */
-	int64_t mtime_sec;   /**< modification time */
-	int64_t mtime_nsec;  /**< its nanoseconds */
-	int64_t atime_sec;   /**< access time */
-	int64_t atime_nsec;  /**< its nanoseconds */
-	int64_t ctime_sec;   /**< status change time */
-	int64_t ctime_nsec;  /**< its nanoseconds */
+	uint64_t ino;	    /**< stable while the view lives; equal for links */
+	uint32_t mode;	    /**< type and permission bits, as st_mode */
+	uint32_t nlink;	    /**< hard links */
+	uint32_t uid;	    /**< owner */
+	uint32_t gid;	    /**< group */
+	uint64_t size;	    /**< bytes (target length for a symlink) */
+	uint64_t rdev;	    /**< device number of a device node */
+	int64_t mtime_sec;  /**< modification time */
+	int64_t mtime_nsec; /**< its nanoseconds */
+	int64_t atime_sec;  /**< access time */
+	int64_t atime_nsec; /**< its nanoseconds */
+	int64_t ctime_sec;  /**< status change time */
+	int64_t ctime_nsec; /**< its nanoseconds */
 } lam_stat;
 
 /**
@@ -327,8 +332,7 @@ LAM_API int lam_view_file_write(lam_view_file *file, const void *buf,
 
 /** Write at an offset; the position does not move. @since 0.1 */
 LAM_API int lam_view_file_pwrite(lam_view_file *file, const void *buf,
-				 size_t size, uint64_t offset,
-				 size_t *written);
+				 size_t size, uint64_t offset, size_t *written);
 
 /** Set the file's size. @return 0, LAM_EPOSIX, LAM_EQUOTA, LAM_EIO. */
 LAM_API int lam_view_file_truncate(lam_view_file *file, uint64_t size);
@@ -347,8 +351,7 @@ LAM_API int lam_view_file_stat(lam_view_file *file, lam_stat *out);
 LAM_API int lam_view_file_close(lam_view_file *file);
 
 /** Truncate a path (following symlinks). @since 0.1 */
-LAM_API int lam_view_truncate(lam_view *view, const char *path,
-			      uint64_t size);
+LAM_API int lam_view_truncate(lam_view *view, const char *path, uint64_t size);
 
 /** Create a directory. @return 0, LAM_EPOSIX (EEXIST, ENOENT…). */
 LAM_API int lam_view_mkdir(lam_view *view, const char *path, uint32_t mode);
@@ -415,7 +418,7 @@ typedef struct lam_time {
 	int64_t nsec; /**< or LAM_TIME_NOW, LAM_TIME_OMIT */
 } lam_time;
 
-#define LAM_TIME_NOW ((int64_t)((1l << 30) - 1))
+#define LAM_TIME_NOW  ((int64_t)((1l << 30) - 1))
 #define LAM_TIME_OMIT ((int64_t)((1l << 30) - 2))
 
 /**
@@ -459,8 +462,8 @@ enum lam_xattr_flags {
 
 /** Set an extended attribute. @since 0.1 */
 LAM_API int lam_view_setxattr(lam_view *view, const char *path,
-			      const char *name, const void *value,
-			      size_t size, unsigned int flags);
+			      const char *name, const void *value, size_t size,
+			      unsigned int flags);
 
 /**
  * List extended attribute names, as listxattr(2) lays them out (each name

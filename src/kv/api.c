@@ -8,11 +8,11 @@
 
 #include "kv/internal.h"
 
-#define CHECK_OUT(out, fn)                                               \
-	do {                                                             \
-		if ((out) == NULL)                                       \
+#define CHECK_OUT(out, fn)                                                 \
+	do {                                                               \
+		if ((out) == NULL)                                         \
 			return lam__error(LAM_EINVAL, fn ": out is NULL"); \
-		*(out) = NULL;                                           \
+		*(out) = NULL;                                             \
 	} while (0)
 
 static int key_new(lam_key **out, lam__kv *kv, lam__kv_path *p)
@@ -204,14 +204,26 @@ const char *lam_key_name(const lam_key *key)
 	return key ? key->name : "";
 }
 
-/* Resolve a handle's key, failing when it no longer exists. */
+/* Resolve a handle's key, failing when it no longer exists. The result
+ * is kept until the namespace changes, so that reading many values of one
+ * key looks the key up once. */
 static int resolve_key(lam_key *key, lam__kv_res *res)
 {
-	int rc = lam__kv_ready(key->kv);
+	lam__kv *kv = key->kv;
+	int rc = lam__kv_ready(kv);
 	if (rc < 0)
 		return rc;
-	lam__kv_resolve(key->kv, key->path.fold, key->path.len,
-			key->path.hash, res);
+	if (key->cached && key->cached_version == kv->version &&
+	    key->cached_chain == kv->lower) {
+		*res = key->cache;
+	} else {
+		lam__kv_resolve(kv, key->path.fold, key->path.len,
+				key->path.hash, res);
+		key->cache = *res;
+		key->cached = true;
+		key->cached_version = kv->version;
+		key->cached_chain = kv->lower;
+	}
 	if (!res->exists)
 		return lam__error(LAM_ENOTFOUND, "key \"%s\" was deleted",
 				  key->path.disp);
@@ -220,7 +232,7 @@ static int resolve_key(lam_key *key, lam__kv_res *res)
 
 /* The last-write time of a key of the lower chain: the nearest layer from
  * the winner down whose record of the key changed it. */
-static int64_t lower_mtime(const lam__kv_chain *c, int64_t i)
+int64_t lam__kv_lower_mtime(const lam__kv_chain *c, int64_t i)
 {
 	const lam__kv_ment *e = &c->ents[i];
 	lam__kv_rec r;
@@ -252,8 +264,7 @@ static int64_t lower_mtime(const lam__kv_chain *c, int64_t i)
 				ml = key.len;
 			}
 			if (lam__kv_rec_cmp(mp, ml, &m, fold,
-					    (uint32_t)strlen(fold),
-					    &probe) < 0)
+					    (uint32_t)strlen(fold), &probe) < 0)
 				lo = mid + 1;
 			else
 				hi = mid;
@@ -292,7 +303,8 @@ int lam_key_info_get(lam_key *key, lam_key_info *out)
 
 	lam__error_reset();
 	if (key == NULL || out == NULL)
-		return lam__error(LAM_EINVAL, "lam_key_info_get: NULL argument");
+		return lam__error(LAM_EINVAL,
+				  "lam_key_info_get: NULL argument");
 	memset(out, 0, sizeof(*out));
 	rc = resolve_key(key, &res);
 	if (rc < 0)
@@ -325,7 +337,7 @@ int lam_key_info_get(lam_key *key, lam_key_info *out)
 	if (res.up && (res.up->flags & (LAM__U_CHANGED | LAM__U_OPAQUE)))
 		t = res.up->mtime;
 	else if (res.low >= 0)
-		t = lower_mtime(key->kv->lower, res.low);
+		t = lam__kv_lower_mtime(key->kv->lower, res.low);
 	if (res.up && (res.up->flags & LAM__U_VOLATILE))
 		out->flags |= LAM_KEY_INFO_VOLATILE;
 	out->last_write_sec = t / 1000000000;
@@ -381,12 +393,7 @@ int lam_key_subkey_iter_next(lam_key_subkey_iter *iter, const char **name)
 		return rc;
 	if (rc == 0)
 		return LAM_ITEROVER;
-	iter->name.len = 0;
-	rc = lam__buf_add(&iter->name, it.disp + it.name_off,
-			  it.len - it.name_off);
-	if (rc < 0)
-		return rc;
-	*name = iter->name.data;
+	*name = it.disp + it.name_off;
 	return 0;
 }
 
@@ -437,11 +444,7 @@ int lam_key_value_iter_next(lam_key_value_iter *iter, lam_kv_value *out)
 		return rc;
 	if (rc == 0)
 		return LAM_ITEROVER;
-	iter->name.len = 0;
-	rc = lam__buf_add(&iter->name, it.disp, it.len);
-	if (rc < 0)
-		return rc;
-	out->name = iter->name.data;
+	out->name = it.disp;
 	out->type = it.type;
 	out->data = it.data;
 	out->size = it.size;
@@ -470,8 +473,8 @@ int lam_key_set_value(lam_key *key, const char *name, uint32_t type,
 		return rc;
 	if (name == NULL)
 		name = "";
-	return lam__kv_set(key->kv, &key->path, name, strlen(name), type,
-			   data, size, lam__kv_now());
+	return lam__kv_set(key->kv, &key->path, name, strlen(name), type, data,
+			   size, lam__kv_now());
 }
 
 /* Find a value of a resolved key. */
@@ -479,14 +482,21 @@ static int find_value(lam__kv *kv, const lam__kv_path *p,
 		      const lam__kv_res *res, const char *name,
 		      lam__kv_item *it)
 {
-	char *fold;
-	size_t len;
-	int rc = lam__kv_value_name(name, &fold, &len);
+	char small[256], *fold = small;
+	size_t len = name ? strlen(name) : 0;
+	int rc = lam__kv_name_check(name ? name : "", len, true);
 	if (rc < 0)
 		return rc;
+	if (len >= sizeof(small)) {
+		fold = lam__malloc(len + 1);
+		if (fold == NULL)
+			return lam__error(LAM_ENOMEM, "out of memory");
+	}
+	lam__kv_fold(fold, name ? name : "", len);
 	bool found = lam__kv_lookup_value(
 		kv, res, fold, len, lam__kv_value_hash(p->hash, fold, len), it);
-	lam__free(fold);
+	if (fold != small)
+		lam__free(fold);
 	if (!found)
 		return lam__error(LAM_ENOTFOUND,
 				  "key \"%s\" has no value \"%s\"", p->disp,
@@ -513,8 +523,8 @@ static int copy_out(const lam__kv_item *it, const char *name, uint32_t *type,
 	return 0;
 }
 
-int lam_key_get_value(lam_key *key, const char *name, uint32_t *type,
-		      void *buf, size_t size, size_t *needed)
+int lam_key_get_value(lam_key *key, const char *name, uint32_t *type, void *buf,
+		      size_t size, size_t *needed)
 {
 	lam__kv_res res;
 	lam__kv_item it;
@@ -651,7 +661,8 @@ int lam_key_get_string(char **out, lam_key *key, const char *name,
 
 	if (out == NULL) {
 		lam__error_reset();
-		return lam__error(LAM_EINVAL, "lam_key_get_string: out is NULL");
+		return lam__error(LAM_EINVAL,
+				  "lam_key_get_string: out is NULL");
 	}
 	*out = NULL;
 	rc = get_item(key, name, &it);
@@ -675,7 +686,8 @@ int lam_key_set_multi_sz(lam_key *key, const char *name,
 
 	lam__error_reset();
 	if (strings == NULL && count > 0)
-		return lam__error(LAM_EINVAL, "lam_key_set_multi_sz: no strings");
+		return lam__error(LAM_EINVAL,
+				  "lam_key_set_multi_sz: no strings");
 	for (size_t i = 0; rc == 0 && i < count; i++) {
 		if (strings[i] == NULL || strings[i][0] == '\0') {
 			lam__buf_free(&b);
@@ -813,7 +825,8 @@ int lam_kv_configure(lam_view *view, const lam_kv_options *options)
 				  "lam_kv_configure: max_value_size must be 1 "
 				  "to 4 GiB - 1");
 	if (options->flags & ~(unsigned int)LAM_KV_NOSYNC)
-		return lam__error(LAM_EINVAL, "lam_kv_configure: unknown flags");
+		return lam__error(LAM_EINVAL,
+				  "lam_kv_configure: unknown flags");
 	rc = lam__kv_of_view(&kv, view);
 	if (rc < 0)
 		return rc;

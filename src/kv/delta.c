@@ -7,8 +7,9 @@
  *     XXH3-64 of the header's first 56 bytes
  *   count records of RECORD_SIZE bytes, sorted (lam__kv_rec_cmp), a closed
  *     tree whose first record is the root key
- *   the data area: each record's spelling then its folded form, and value
- *     data
+ *   the data area: each record's spelling and its folded form, each
+ *     followed by a NUL (so that readers can hand names out as they are),
+ *     and value data
  * All integers are little-endian. A record:
  *   0 u8 kind, 1 u8 flags, 2 u16 zero,
  *   4 u32 value type, or key depth
@@ -127,7 +128,8 @@ static int link_records(lam__kv_rec *recs, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		lam__kv_rec *r = &recs[i];
 		if (r->kind == LAM__KV_KEY) {
-			while (top > 0 && recs[stack[top - 1]].depth >= r->depth)
+			while (top > 0 &&
+			       recs[stack[top - 1]].depth >= r->depth)
 				recs[stack[--top]].skip = (uint32_t)i;
 			if (top >= LAM__ARRAY_LEN(stack))
 				return lam__error(LAM_EINVAL,
@@ -136,8 +138,9 @@ static int link_records(lam__kv_rec *recs, size_t n)
 			stack[top++] = (uint32_t)i;
 		} else {
 			if (top == 0)
-				return lam__error(LAM_EINVAL,
-						  "value record before any key");
+				return lam__error(
+					LAM_EINVAL,
+					"value record before any key");
 			r->key = stack[top - 1];
 			recs[r->key].nvalues++;
 		}
@@ -147,8 +150,8 @@ static int link_records(lam__kv_rec *recs, size_t n)
 	return 0;
 }
 
-int lam__kv_file_write(int dirfd, const char *name, lam__kv_rec *recs,
-		       size_t n, lam__digest *digest)
+int lam__kv_file_write(int dirfd, const char *name, lam__kv_rec *recs, size_t n,
+		       lam__digest *digest)
 {
 	lam__buf b = {0};
 	uint64_t data_len = 0;
@@ -159,7 +162,7 @@ int lam__kv_file_write(int dirfd, const char *name, lam__kv_rec *recs,
 	if (rc < 0)
 		return rc;
 	for (size_t i = 0; i < n; i++)
-		data_len += 2 * (uint64_t)recs[i].len +
+		data_len += 2 * (uint64_t)recs[i].len + 2 +
 			    (recs[i].kind == LAM__KV_VALUE ? recs[i].size : 0);
 	rc = lam__buf_grow(&b, HEADER_SIZE + n * RECORD_SIZE + data_len);
 	if (rc < 0)
@@ -189,8 +192,10 @@ int lam__kv_file_write(int dirfd, const char *name, lam__kv_rec *recs,
 		put64(p + 16, off);
 		put32(p + 24, r->len);
 		lam__buf_add(&b, r->disp, r->len);
+		lam__buf_add(&b, "", 1);
 		lam__buf_add(&b, r->fold, r->len);
-		off += 2 * (uint64_t)r->len;
+		lam__buf_add(&b, "", 1);
+		off += 2 * (uint64_t)r->len + 2;
 		if (r->kind == LAM__KV_VALUE) {
 			put64(p + 32, off);
 			lam__buf_add(&b, r->data, r->size);
@@ -223,7 +228,7 @@ void lam__kv_file_get(const lam__kv_file *f, uint64_t i, lam__kv_rec *out)
 	out->flags = p[1];
 	out->len = get32(p + 24);
 	out->disp = f->data + soff;
-	out->fold = f->data + soff + out->len;
+	out->fold = f->data + soff + out->len + 1;
 	if (out->kind == LAM__KV_KEY) {
 		out->depth = get32(p + 4);
 		out->nvalues = get32(p + 8);
@@ -284,10 +289,10 @@ static int verify(const lam__kv_file *f, const char *what)
 	uint32_t cur_key = UINT32_MAX, cur_values = 0;
 	int rc = 0;
 
-#define BAD(...)                                                 \
-	do {                                                     \
-		rc = lam__error(LAM_ECORRUPT, __VA_ARGS__);      \
-		goto out;                                        \
+#define BAD(...)                                            \
+	do {                                                \
+		rc = lam__error(LAM_ECORRUPT, __VA_ARGS__); \
+		goto out;                                   \
 	} while (0)
 
 	if (f->count > 0 && f->count > UINT32_MAX - 1)
@@ -300,10 +305,14 @@ static int verify(const lam__kv_file *f, const char *what)
 		if (get16(p + 2) != 0)
 			BAD("%s: kv: record %lu: bad reserved field", what,
 			    (unsigned long)i);
-		if (soff > f->data_len || 2 * (uint64_t)len > f->data_len - soff)
+		if (soff > f->data_len ||
+		    2 * (uint64_t)len + 2 > f->data_len - soff)
 			BAD("%s: kv: record %lu: string out of bounds", what,
 			    (unsigned long)i);
 		lam__kv_file_get(f, i, &r);
+		if (r.disp[len] != '\0' || r.fold[len] != '\0')
+			BAD("%s: kv: record %lu: unterminated string", what,
+			    (unsigned long)i);
 		scratch.len = 0;
 		if (lam__buf_grow(&scratch, len) < 0) {
 			rc = LAM_ENOMEM;
@@ -363,8 +372,8 @@ static int verify(const lam__kv_file *f, const char *what)
 				    (parent.len > 0 &&
 				     (len <= parent.len ||
 				      r.fold[parent.len] != '\\' ||
-				      memcmp(parent.fold, r.fold,
-					     parent.len) != 0)))
+				      memcmp(parent.fold, r.fold, parent.len) !=
+					      0)))
 					BAD("%s: kv: record %lu: not below its "
 					    "parent key",
 					    what, (unsigned long)i);
@@ -506,15 +515,14 @@ int lam__kv_file_open(lam__kv_file *f, int dirfd, const char *name,
 		    get64(h + 56))
 			rc = lam__error(LAM_ECORRUPT,
 					"%s: kv: checksum mismatch", what);
-		else if (n > body / RECORD_SIZE ||
-			 dl != body - n * RECORD_SIZE)
+		else if (n > body / RECORD_SIZE || dl != body - n * RECORD_SIZE)
 			rc = lam__error(LAM_ECORRUPT, "%s: kv: bad sizes",
 					what);
 		else {
 			f->count = n;
 			f->recs = h + HEADER_SIZE;
-			f->data = (const char *)h + HEADER_SIZE +
-				  n * RECORD_SIZE;
+			f->data =
+				(const char *)h + HEADER_SIZE + n * RECORD_SIZE;
 			f->data_len = dl;
 		}
 	}

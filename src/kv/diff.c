@@ -70,13 +70,16 @@ static int whole(diff *d, lam__kv *kv, const lam__kv_path *p,
 	return rc;
 }
 
-/* Compare the names of two walk items (values, or subkeys by path). */
+/* Compare the names of two walk items (values, or subkeys by path); *err
+ * is set when the folded copies cannot be made. */
 static int item_cmp(const lam__kv_item *a, const lam__kv_item *b, bool values,
-		    lam__buf *fa, lam__buf *fb)
+		    lam__buf *fa, lam__buf *fb, int *err)
 {
 	fa->len = fb->len = 0;
-	if (lam__buf_grow(fa, a->len) < 0 || lam__buf_grow(fb, b->len) < 0)
+	if (lam__buf_grow(fa, a->len) < 0 || lam__buf_grow(fb, b->len) < 0) {
+		*err = LAM_ENOMEM;
 		return 0;
+	}
 	lam__kv_fold(fa->data, a->disp, a->len);
 	lam__kv_fold(fb->data, b->disp, b->len);
 	if (values)
@@ -105,10 +108,12 @@ static int both(diff *d, lam__kv *a, lam__kv *b, const lam__kv_path *pa,
 		ra = lam__kv_walk_next(&wa, &ia);
 		rb = lam__kv_walk_next(&wb, &ib);
 		while (rc == 0 && (ra > 0 || rb > 0)) {
-			int c = ra <= 0	  ? 1
-				: rb <= 0 ? -1
-					  : item_cmp(&ia, &ib, values, &fa,
-						     &fb);
+			int c = ra <= 0 ? 1 :
+				rb <= 0 ? -1 :
+					  item_cmp(&ia, &ib, values, &fa, &fb,
+						   &rc);
+			if (rc != 0)
+				break;
 			if (values) {
 				if (c < 0) {
 					rc = emit(d, LAM_CHANGE_DELETED,
@@ -119,8 +124,8 @@ static int both(diff *d, lam__kv *a, lam__kv *b, const lam__kv_path *pa,
 				} else if (ia.type != ib.type ||
 					   ia.size != ib.size ||
 					   (ia.size > 0 &&
-					    memcmp(ia.data, ib.data,
-						   ia.size) != 0)) {
+					    memcmp(ia.data, ib.data, ia.size) !=
+						    0)) {
 					rc = emit(d, LAM_CHANGE_MODIFIED,
 						  pb->disp, ib.disp, ib.len);
 				}
@@ -158,8 +163,7 @@ static int both(diff *d, lam__kv *a, lam__kv *b, const lam__kv_path *pa,
 	return rc;
 }
 
-static int diff_ns(lam__kv *a, lam__kv *b, lam_kv_change_cb cb,
-		   void *userdata)
+static int diff_ns(lam__kv *a, lam__kv *b, lam_kv_change_cb cb, void *userdata)
 {
 	diff d = {cb, userdata, {0}};
 	lam__kv_path root;

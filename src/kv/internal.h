@@ -38,6 +38,11 @@ int lam__kv_committed(lam_view *view);
 int lam__kv_reset(lam_view *view);
 int lam__kv_layer_digest(lam_store *s, const char *layer_id,
 			 lam__digest *digest, bool *present);
+/* Write into layer_dirfd the delta ("kv") that takes onto's merged tree
+ * (NULL: the empty tree) to top's, as lam__kv_stage() would write it; with
+ * no difference, no file and *has false (squash.c). */
+int lam__kv_squash(lam_store *s, lam_layer *top, lam_layer *onto,
+		   int layer_dirfd, lam__digest *digest, bool *has);
 
 /* ---- names (name.c) ---- */
 
@@ -115,22 +120,22 @@ enum {
 	LAM__KV_OPAQUE = 1u << 1,  /* key: hides everything below it */
 };
 
-/* One record of a delta, decoded. Strings point into the mapping (or into
- * the writer's memory) and are not NUL-terminated. */
+/* One record of a delta, decoded. Strings point into the mapping, where
+ * each is followed by a NUL, or into the writer's memory. */
 typedef struct lam__kv_rec {
 	uint8_t kind;
 	uint8_t flags;
-	uint32_t type;	   /* value: its type */
-	uint32_t depth;	   /* key: names in its path */
-	uint32_t key;	   /* value: index of its key's record */
-	uint32_t nvalues;  /* key: value records right after it */
-	uint32_t skip;	   /* key: the index after its subtree */
-	int64_t mtime;	   /* key: last write, ns since the epoch; 0 =
+	uint32_t type;	  /* value: its type */
+	uint32_t depth;	  /* key: names in its path */
+	uint32_t key;	  /* value: index of its key's record */
+	uint32_t nvalues; /* key: value records right after it */
+	uint32_t skip;	  /* key: the index after its subtree */
+	int64_t mtime;	  /* key: last write, ns since the epoch; 0 =
 			      unchanged (a pass-through record) */
-	const char *disp;  /* key: full path; value: name */
-	const char *fold;  /* the same, folded */
+	const char *disp; /* key: full path; value: name */
+	const char *fold; /* the same, folded */
 	uint32_t len;
-	const void *data;  /* value */
+	const void *data; /* value */
 	uint32_t size;
 } lam__kv_rec;
 
@@ -150,8 +155,8 @@ int lam__kv_rec_cmp(const char *apath, uint32_t alen, const lam__kv_rec *a,
 
 /* Write a delta: recs sorted and closed; key, nvalues and skip are
  * computed here. *digest receives the digest of the canonical delta. */
-int lam__kv_file_write(int dirfd, const char *name, lam__kv_rec *recs,
-		       size_t n, lam__digest *digest);
+int lam__kv_file_write(int dirfd, const char *name, lam__kv_rec *recs, size_t n,
+		       lam__digest *digest);
 /* Open and verify a delta. A missing file gives LAM_ENOTFOUND with no
  * message of interest; what ("layer 3f2a…") starts every other message. */
 int lam__kv_file_open(lam__kv_file *f, int dirfd, const char *name,
@@ -172,9 +177,9 @@ void lam__kv_digest_end(lam__kv_digester *d, lam__digest *out);
 
 /* One visible record of a merged chain. */
 typedef struct lam__kv_ment {
-	uint32_t layer; /* position in the chain, 0 = top */
-	uint32_t rec;	/* record number in that layer's file */
-	uint32_t skip;	/* key: merged index after its subtree; value: merged
+	uint32_t layer;	  /* position in the chain, 0 = top */
+	uint32_t rec;	  /* record number in that layer's file */
+	uint32_t skip;	  /* key: merged index after its subtree; value: merged
 			   index of its key */
 	uint32_t nvalues; /* key: visible values right after it */
 	uint64_t hash;	  /* key: key hash; value: value hash */
@@ -205,6 +210,9 @@ int64_t lam__kv_chain_find_value(const lam__kv_chain *c, int64_t key,
 				 const char *fold, size_t len, uint64_t hash);
 void lam__kv_chain_rec(const lam__kv_chain *c, size_t i, lam__kv_rec *out);
 /* A value's key path (folded) for a merged value entry. */
+
+/* The last-write time of the merged lower key i (api.c). */
+int64_t lam__kv_lower_mtime(const lam__kv_chain *c, int64_t i);
 
 /* ---- the upper: a view's changes in memory (upper.c) ---- */
 
@@ -271,14 +279,13 @@ int lam__kv_upper_node(lam__kv_upper *u, const lam__kv_path *p,
 void lam__kv_upper_remove(lam__kv_upper *u, lam__kv_ukey *k);
 /* Drop a node's children and values (for a tombstone). */
 void lam__kv_upper_clear(lam__kv_upper *u, lam__kv_ukey *k);
-int lam__kv_ukey_set_value(lam__kv_upper *u, lam__kv_ukey *k,
-			   const char *name, const char *fold, uint32_t len,
-			   uint64_t hash, uint32_t type, const void *data,
-			   uint32_t size, bool deleted);
+int lam__kv_ukey_set_value(lam__kv_upper *u, lam__kv_ukey *k, const char *name,
+			   const char *fold, uint32_t len, uint64_t hash,
+			   uint32_t type, const void *data, uint32_t size,
+			   bool deleted);
 void lam__kv_ukey_drop_value(lam__kv_upper *u, lam__kv_ukey *k,
 			     lam__kv_uval *v);
-void lam__kv_upper_set_flags(lam__kv_upper *u, lam__kv_ukey *k,
-			     uint32_t flags);
+void lam__kv_upper_set_flags(lam__kv_upper *u, lam__kv_ukey *k, uint32_t flags);
 /* Whether the node holds nothing of its own: no change, no values, no
  * children. */
 bool lam__kv_ukey_is_empty(const lam__kv_ukey *k);
@@ -287,7 +294,9 @@ bool lam__kv_ukey_is_empty(const lam__kv_ukey *k);
 
 typedef struct lam__kv_note {
 	lam_change_kind kind;
-	char *key;
+	char *key;  /* the key's spelling, then its folded form */
+	char *fold; /* points into key's allocation */
+	size_t len;
 	char *value; /* NULL for a key change */
 } lam__kv_note;
 
@@ -302,8 +311,8 @@ struct lam__kv_view {
 	int logfd;  /* the log, or -1 */
 	int lockfd; /* kv.lock, held by the one writer of the log */
 	bool readonly;
-	bool stale;	/* reload from disk before the next use */
-	bool replaying; /* applying the log: no checks of caps, no logging */
+	bool stale;	   /* reload from disk before the next use */
+	bool replaying;	   /* applying the log: no checks of caps, no logging */
 	uint64_t log_end;  /* bytes of valid log */
 	uint64_t log_live; /* bytes the last rewrite left */
 	uint64_t log_seed; /* checksum of the last record (chaining) */
@@ -328,6 +337,18 @@ struct lam_key {
 	lam__kv *kv;
 	lam__kv_path path;
 	const char *name;
+	/* The key resolved, while the namespace has not changed since. */
+	uint64_t cached_version;
+	const lam__kv_chain *cached_chain;
+	bool cached;
+	struct lam__kv_res {
+		bool exists;
+		struct lam__kv_ukey *up; /* its upper node, or NULL */
+		int64_t low;	  /* its merged lower entry, or -1 when none or
+				hidden */
+		const char *disp; /* its spelling (full path) */
+		uint32_t disp_len;
+	} cache;
 };
 
 /* Open a namespace: over top_id's chain, with the log of the view folder
@@ -342,15 +363,9 @@ int lam__kv_of_view(lam__kv **out, lam_view *view);
 /* Reload a namespace that a failure left stale. */
 int lam__kv_ready(lam__kv *kv);
 
-/* Resolution of a key in the merged namespace. */
-typedef struct lam__kv_res {
-	bool exists;
-	lam__kv_ukey *up;   /* its upper node, or NULL */
-	int64_t low;	    /* its merged lower entry, or -1 when none or
-			       hidden */
-	const char *disp;   /* its spelling (full path) */
-	uint32_t disp_len;
-} lam__kv_res;
+/* Resolution of a key in the merged namespace (struct lam__kv_res, in
+ * struct lam_key above). */
+typedef struct lam__kv_res lam__kv_res;
 
 void lam__kv_resolve(lam__kv *kv, const char *fold, size_t len, uint64_t hash,
 		     lam__kv_res *out);
@@ -377,12 +392,12 @@ int lam__kv_value_name(const char *name, char **fold_out, size_t *len_out);
 /* ---- the log (log.c) ---- */
 
 enum {
-	LAM__KV_OP_CREATE = 1,	   /* path, flags u32, mtime */
-	LAM__KV_OP_DELETE = 2,	   /* path, tree u32, mtime */
-	LAM__KV_OP_SET = 3,	   /* path, name, type, data, mtime */
-	LAM__KV_OP_UNSET = 4,	   /* path, name, mtime */
-	LAM__KV_OP_RAW_KEY = 5,	   /* path, flags, mtime: snapshot */
-	LAM__KV_OP_RAW_VALUE = 6,  /* path, name, type, deleted, data */
+	LAM__KV_OP_CREATE = 1,	  /* path, flags u32, mtime */
+	LAM__KV_OP_DELETE = 2,	  /* path, tree u32, mtime */
+	LAM__KV_OP_SET = 3,	  /* path, name, type, data, mtime */
+	LAM__KV_OP_UNSET = 4,	  /* path, name, mtime */
+	LAM__KV_OP_RAW_KEY = 5,	  /* path, flags, mtime: snapshot */
+	LAM__KV_OP_RAW_VALUE = 6, /* path, name, type, deleted, data */
 };
 
 /* Encode one change into kv->pending. */
@@ -436,20 +451,22 @@ typedef struct lam__kv_walk {
 	uint64_t hash;
 	uint64_t version;
 	bool values;
-	bool gone;		 /* the key does not exist (any more) */
-	lam__kv_chain *chain;	 /* the lower chain walked (referenced) */
-	lam__kv_ukey *up;	 /* the key's upper node, or NULL */
-	int64_t low_next; /* next lower child/value, or -1 */
+	bool gone;	      /* the key does not exist (any more) */
+	lam__kv_chain *chain; /* the lower chain walked (referenced) */
+	lam__kv_ukey *up;     /* the key's upper node, or NULL */
+	int64_t low_next;     /* next lower child/value, or -1 */
 	uint32_t low_end;
 	size_t up_pos;
 	/* The last name returned (folded), to find the place again after a
-	 * change. */
-	lam__buf last;
+	 * change: a pointer into the lower chain, or a copy in last_buf. */
+	const char *last;
+	uint32_t last_len;
+	lam__buf last_buf;
 	bool started;
 } lam__kv_walk;
 
 typedef struct lam__kv_item {
-	const char *disp; /* subkey: full path; value: name */
+	const char *disp; /* subkey: full path; value: name; NUL-terminated */
 	uint32_t len;
 	uint32_t name_off; /* subkey: where its own name starts */
 	uint32_t type;
@@ -460,9 +477,8 @@ typedef struct lam__kv_item {
 } lam__kv_item;
 
 /* The current value of a resolved key, upper or lower. */
-bool lam__kv_lookup_value(lam__kv *kv, const lam__kv_res *res,
-			  const char *fold, size_t len, uint64_t vhash,
-			  lam__kv_item *it);
+bool lam__kv_lookup_value(lam__kv *kv, const lam__kv_res *res, const char *fold,
+			  size_t len, uint64_t vhash, lam__kv_item *it);
 
 int lam__kv_walk_start(lam__kv_walk *w, lam__kv *kv, const lam__kv_path *p,
 		       bool values);

@@ -49,8 +49,8 @@ static size_t upper_count(const lam__kv_walk *w)
 static int cmp_last(const lam__kv_walk *w, const char *fold, uint32_t len)
 {
 	if (w->values)
-		return lam__kv_name_cmp(fold, len, w->last.data, w->last.len);
-	return lam__kv_path_cmp(fold, len, w->last.data, w->last.len);
+		return lam__kv_name_cmp(fold, len, w->last, w->last_len);
+	return lam__kv_path_cmp(fold, len, w->last, w->last_len);
 }
 
 /* Position both sides at the first child after the last name returned (or
@@ -60,6 +60,15 @@ static void seek(lam__kv_walk *w)
 	lam__kv_res res;
 	lam__kv *kv = w->kv;
 
+	if (w->started && w->last != w->last_buf.data) {
+		/* The last name may live in what the change freed. */
+		w->last_buf.len = 0;
+		if (lam__buf_add(&w->last_buf, w->last, w->last_len) < 0) {
+			w->gone = true;
+			return;
+		}
+		w->last = w->last_buf.data;
+	}
 	if (w->chain != kv->lower) {
 		lam__kv_chain_unref(w->chain);
 		w->chain = kv->lower ? lam__kv_chain_ref(kv->lower) : NULL;
@@ -104,8 +113,8 @@ static void seek(lam__kv_walk *w)
 		name_of_lower(w, w->low_next, &r, &f, &l);
 		if (cmp_last(w, f, l) > 0)
 			break;
-		w->low_next = w->values ? w->low_next + 1
-					: w->chain->ents[w->low_next].skip;
+		w->low_next = w->values ? w->low_next + 1 :
+					  w->chain->ents[w->low_next].skip;
 		if ((uint32_t)w->low_next >= w->low_end)
 			w->low_next = -1;
 	}
@@ -140,14 +149,14 @@ void lam__kv_walk_free(lam__kv_walk *w)
 	lam__kv_chain_unref(w->chain);
 	lam__kv_unref(w->kv);
 	lam__free(w->fold);
-	lam__buf_free(&w->last);
+	lam__buf_free(&w->last_buf);
 	memset(w, 0, sizeof(*w));
 }
 
 static void advance_low(lam__kv_walk *w)
 {
-	w->low_next = w->values ? w->low_next + 1
-				: w->chain->ents[w->low_next].skip;
+	w->low_next = w->values ? w->low_next + 1 :
+				  w->chain->ents[w->low_next].skip;
 	if ((uint32_t)w->low_next >= w->low_end)
 		w->low_next = -1;
 }
@@ -174,8 +183,8 @@ int lam__kv_walk_next(lam__kv_walk *w, lam__kv_item *it)
 		else if (lf == NULL)
 			c = -1;
 		else
-			c = w->values ? lam__kv_name_cmp(uf, ul, lf, ll)
-				      : lam__kv_path_cmp(uf, ul, lf, ll);
+			c = w->values ? lam__kv_name_cmp(uf, ul, lf, ll) :
+					lam__kv_path_cmp(uf, ul, lf, ll);
 		const char *name;
 		uint32_t nlen;
 		memset(it, 0, sizeof(*it));
@@ -218,9 +227,16 @@ int lam__kv_walk_next(lam__kv_walk *w, lam__kv_item *it)
 				it->name_off = r.len - nlen;
 			}
 		}
-		w->last.len = 0;
-		if (lam__buf_add(&w->last, name, nlen) < 0)
-			return LAM_ENOMEM;
+		if (it->upper) {
+			/* The upper may change before the next call: keep
+			 * a copy. */
+			w->last_buf.len = 0;
+			if (lam__buf_add(&w->last_buf, name, nlen) < 0)
+				return LAM_ENOMEM;
+			name = w->last_buf.data;
+		}
+		w->last = name;
+		w->last_len = nlen;
 		w->started = true;
 		return 1;
 	}

@@ -221,9 +221,8 @@ void lam__kv_resolve(lam__kv *kv, const char *fold, size_t len, uint64_t hash,
 }
 
 /* The current value (upper or lower) of a resolved key. */
-bool lam__kv_lookup_value(lam__kv *kv, const lam__kv_res *res,
-			  const char *fold, size_t len, uint64_t vhash,
-			  lam__kv_item *it)
+bool lam__kv_lookup_value(lam__kv *kv, const lam__kv_res *res, const char *fold,
+			  size_t len, uint64_t vhash, lam__kv_item *it)
 {
 	if (res->up) {
 		lam__kv_uval *v =
@@ -330,7 +329,18 @@ static int note(lam__kv *kv, lam_change_kind kind, const char *key,
 {
 	if (kv->replaying || kv->watches == NULL)
 		return 0;
-	return lam__kv_note_add(kv, kind, key, key_len, value, value_len);
+	int rc = lam__kv_note_add(kv, kind, key, key_len, value, value_len);
+	return rc < 0 ? rc : 1;
+}
+
+/* Take back the note of a change that failed after all. */
+static void note_pop(lam__kv *kv, int rc)
+{
+	if (rc == 1 && kv->nnotes > 0) {
+		kv->nnotes--;
+		lam__free(kv->notes[kv->nnotes].key);
+		lam__free(kv->notes[kv->nnotes].value);
+	}
 }
 
 static bool is_volatile(const lam__kv_ukey *k)
@@ -397,21 +407,30 @@ int lam__kv_create_key(lam__kv *kv, const lam__kv_path *p, bool vol,
 	q.depth = p->depth;
 	q.hash = p->hash;
 
+	/* The note is made first: once the change is in the log, only the
+	 * change in memory is left to fail. */
+	int nrc = note(kv, LAM_CHANGE_ADDED, q.disp, q.len, NULL, 0);
+	if (nrc < 0) {
+		lam__kv_path_free(&q);
+		return nrc;
+	}
 	if (!vol) {
 		rc = lam__kv_log_op(kv, LAM__KV_OP_CREATE, p, NULL, 0, 0, NULL,
 				    0, mtime);
 		if (rc == 0)
 			rc = finish_unit(kv);
 		if (rc < 0) {
+			note_pop(kv, nrc);
 			lam__kv_path_free(&q);
 			return rc;
 		}
 	}
 
 	/* Apply: make the nodes, then mark each new one created. */
-	lam__kv_ukey *k;
+	lam__kv_ukey *k = NULL;
 	rc = lam__kv_upper_node(&kv->up, &q, &k);
 	if (rc < 0) {
+		note_pop(kv, nrc);
 		lam__kv_path_free(&q);
 		return apply_failed(kv, rc);
 	}
@@ -431,10 +450,7 @@ int lam__kv_create_key(lam__kv *kv, const lam__kv_path *p, bool vol,
 	kv->version++;
 	if (created)
 		*created = 1;
-	rc = note(kv, LAM_CHANGE_ADDED, q.disp, q.len, NULL, 0);
 	lam__kv_path_free(&q);
-	if (rc < 0)
-		return apply_failed(kv, rc);
 	deliver(kv);
 	return 0;
 }
@@ -484,18 +500,25 @@ int lam__kv_delete_key(lam__kv *kv, const lam__kv_path *p, bool tree,
 	/* A volatile key that hides nothing below vanishes without a trace
 	 * in the log. */
 	bool logged = tomb || !is_volatile(res.up);
+	char *spelled = lam__strndup(res.disp, res.disp_len);
+	if (spelled == NULL)
+		return lam__error(LAM_ENOMEM, "out of memory");
+	int nrc = note(kv, LAM_CHANGE_DELETED, spelled, p->len, NULL, 0);
+	if (nrc < 0) {
+		lam__free(spelled);
+		return nrc;
+	}
 	if (logged) {
 		rc = lam__kv_log_op(kv, LAM__KV_OP_DELETE, p, NULL, 0,
 				    tree ? 1 : 0, NULL, 0, mtime);
 		if (rc == 0)
 			rc = finish_unit(kv);
-		if (rc < 0)
+		if (rc < 0) {
+			note_pop(kv, nrc);
+			lam__free(spelled);
 			return rc;
+		}
 	}
-	char *spelled = lam__strndup(res.disp, res.disp_len);
-	if (spelled == NULL)
-		return apply_failed(kv,
-				    lam__error(LAM_ENOMEM, "out of memory"));
 	if (tomb) {
 		lam__kv_ukey *k = res.up;
 		if (k == NULL) {
@@ -503,6 +526,7 @@ int lam__kv_delete_key(lam__kv *kv, const lam__kv_path *p, bool tree,
 			q.disp = spelled;
 			rc = lam__kv_upper_node(&kv->up, &q, &k);
 			if (rc < 0) {
+				note_pop(kv, nrc);
 				lam__free(spelled);
 				return apply_failed(kv, rc);
 			}
@@ -514,10 +538,7 @@ int lam__kv_delete_key(lam__kv *kv, const lam__kv_path *p, bool tree,
 		lam__kv_upper_remove(&kv->up, res.up);
 	}
 	kv->version++;
-	rc = note(kv, LAM_CHANGE_DELETED, spelled, p->len, NULL, 0);
 	lam__free(spelled);
-	if (rc < 0)
-		return apply_failed(kv, rc);
 	deliver(kv);
 	return 0;
 }
@@ -565,7 +586,8 @@ int lam__kv_set(lam__kv *kv, const lam__kv_path *p, const char *name,
 	if (!kv->replaying && size > kv->max_value_size)
 		return lam__error(LAM_EINVAL,
 				  "%s: %zu bytes is over the cap of %lu bytes",
-				  what, size, (unsigned long)kv->max_value_size);
+				  what, size,
+				  (unsigned long)kv->max_value_size);
 	lam__kv_resolve(kv, p->fold, p->len, p->hash, &res);
 	if (!res.exists)
 		return lam__error(LAM_ENOTFOUND, "no key \"%s\"", p->disp);
@@ -581,8 +603,8 @@ int lam__kv_set(lam__kv *kv, const lam__kv_path *p, const char *name,
 	if (!vol && !kv->replaying && kv->max_value_bytes > 0) {
 		uint64_t old = 0;
 		lam__kv_uval *v = res.up ? lam__kv_ukey_find_value(
-						   res.up, fold, name_len, vh)
-					 : NULL;
+						   res.up, fold, name_len, vh) :
+					   NULL;
 		if (v)
 			old = v->size;
 		if (kv->up.value_bytes - old + size > kv->max_value_bytes) {
@@ -603,32 +625,37 @@ int lam__kv_set(lam__kv *kv, const lam__kv_path *p, const char *name,
 				  "reached",
 				  what, (unsigned long)kv->max_keys);
 	}
+	int nrc = note(kv, existed ? LAM_CHANGE_MODIFIED : LAM_CHANGE_ADDED,
+		       res.disp, p->len, name, name_len);
+	if (nrc < 0) {
+		lam__free(fold);
+		return nrc;
+	}
 	if (!vol) {
 		rc = lam__kv_log_op(kv, LAM__KV_OP_SET, p, name, name_len, type,
 				    data, size, mtime);
 		if (rc == 0)
 			rc = finish_unit(kv);
 		if (rc < 0) {
+			note_pop(kv, nrc);
 			lam__free(fold);
 			return rc;
 		}
 	}
-	lam__kv_ukey *k;
+	lam__kv_ukey *k = NULL;
 	rc = node_of(kv, p, &res, &k);
 	if (rc == 0)
 		rc = lam__kv_ukey_set_value(&kv->up, k, name, fold,
 					    (uint32_t)name_len, vh, type, data,
 					    (uint32_t)size, false);
 	lam__free(fold);
-	if (rc < 0)
+	if (rc < 0) {
+		note_pop(kv, nrc);
 		return apply_failed(kv, rc);
+	}
 	lam__kv_upper_set_flags(&kv->up, k, k->flags | LAM__U_CHANGED);
 	k->mtime = mtime;
 	kv->version++;
-	rc = note(kv, existed ? LAM_CHANGE_MODIFIED : LAM_CHANGE_ADDED, k->path,
-		  k->len, name, name_len);
-	if (rc < 0)
-		return apply_failed(kv, rc);
 	deliver(kv);
 	return 0;
 }
@@ -657,22 +684,30 @@ int lam__kv_unset(lam__kv *kv, const lam__kv_path *p, const char *name,
 	uint64_t vh = lam__kv_value_hash(p->hash, fold, name_len);
 	if (!lam__kv_lookup_value(kv, &res, fold, name_len, vh, &cur)) {
 		lam__free(fold);
-		return lam__error(LAM_ENOTFOUND, "key \"%s\" has no value \"%.*s\"",
-				  p->disp, (int)name_len, name);
+		return lam__error(LAM_ENOTFOUND,
+				  "key \"%s\" has no value \"%.*s\"", p->disp,
+				  (int)name_len, name);
 	}
 	bool vol = is_volatile(res.up);
+	int nrc =
+		note(kv, LAM_CHANGE_DELETED, res.disp, p->len, name, name_len);
+	if (nrc < 0) {
+		lam__free(fold);
+		return nrc;
+	}
 	if (!vol) {
 		rc = lam__kv_log_op(kv, LAM__KV_OP_UNSET, p, name, name_len, 0,
 				    NULL, 0, mtime);
 		if (rc == 0)
 			rc = finish_unit(kv);
 		if (rc < 0) {
+			note_pop(kv, nrc);
 			lam__free(fold);
 			return rc;
 		}
 	}
 	bool lower = lower_has_value(kv, &res, fold, name_len, vh);
-	lam__kv_ukey *k;
+	lam__kv_ukey *k = NULL;
 	rc = node_of(kv, p, &res, &k);
 	if (rc == 0) {
 		if (lower) {
@@ -680,21 +715,20 @@ int lam__kv_unset(lam__kv *kv, const lam__kv_path *p, const char *name,
 						    (uint32_t)name_len, vh, 0,
 						    NULL, 0, true);
 		} else {
-			lam__kv_uval *v = lam__kv_ukey_find_value(
-				k, fold, name_len, vh);
+			lam__kv_uval *v =
+				lam__kv_ukey_find_value(k, fold, name_len, vh);
 			if (v)
 				lam__kv_ukey_drop_value(&kv->up, k, v);
 		}
 	}
 	lam__free(fold);
-	if (rc < 0)
+	if (rc < 0) {
+		note_pop(kv, nrc);
 		return apply_failed(kv, rc);
+	}
 	lam__kv_upper_set_flags(&kv->up, k, k->flags | LAM__U_CHANGED);
 	k->mtime = mtime;
 	kv->version++;
-	rc = note(kv, LAM_CHANGE_DELETED, k->path, k->len, name, name_len);
-	if (rc < 0)
-		return apply_failed(kv, rc);
 	deliver(kv);
 	return 0;
 }
@@ -744,7 +778,8 @@ int lam__kv_commit(lam__kv *kv)
 	int rc;
 
 	if (!kv->in_txn)
-		return lam__error(LAM_EINVAL, "no key/value transaction is open");
+		return lam__error(LAM_EINVAL,
+				  "no key/value transaction is open");
 	if (kv->pending.len == 0) {
 		kv->in_txn = false;
 		kv->vsnap.len = 0;
@@ -769,6 +804,7 @@ int lam__kv_commit(lam__kv *kv)
 int lam__kv_abort(lam__kv *kv)
 {
 	if (!kv->in_txn)
-		return lam__error(LAM_EINVAL, "no key/value transaction is open");
+		return lam__error(LAM_EINVAL,
+				  "no key/value transaction is open");
 	return rollback(kv);
 }

@@ -204,8 +204,7 @@ int lam__kv_log_flush_unit(lam__kv *kv)
 				  view_name(kv));
 	seal(kv->pending.data, 0, kv->pending.len, &seed);
 	lam__crash_point();
-	r = write_at(kv->logfd, kv->pending.data, kv->pending.len,
-		     kv->log_end);
+	r = write_at(kv->logfd, kv->pending.data, kv->pending.len, kv->log_end);
 	lam__crash_point();
 	if (r == 0 && !kv->nosync && fdatasync(kv->logfd) < 0)
 		r = -errno;
@@ -229,7 +228,8 @@ int lam__kv_log_flush_unit(lam__kv *kv)
 		lam__error_saved saved;
 		lam__error_save(&saved);
 		if (lam__kv_log_rewrite(kv, kv->base) < 0)
-			lam__log(LAM_LOG_WARNING, "view %s: compacting kv.log: %s",
+			lam__log(LAM_LOG_WARNING,
+				 "view %s: compacting kv.log: %s",
 				 view_name(kv), lam_error_last()->message);
 		lam__error_restore(&saved);
 	}
@@ -258,11 +258,11 @@ static int snapshot(lam__buf *b, const lam__kv_ukey *k, bool vol)
 	if (is_vol != vol && is_vol)
 		return 0; /* a volatile subtree in a durable snapshot */
 	if (is_vol == vol) {
-		bool passthrough = (k->flags & (LAM__U_CHANGED |
-						LAM__U_OPAQUE)) == 0 &&
-				   (k->flags & LAM__U_EXISTS) && k->nvals == 0;
-		if (!passthrough || (vol && k->parent &&
-				     !(k->parent->flags & LAM__U_VOLATILE)))
+		bool passthrough =
+			(k->flags & (LAM__U_CHANGED | LAM__U_OPAQUE)) == 0 &&
+			(k->flags & LAM__U_EXISTS) && k->nvals == 0;
+		if (!passthrough ||
+		    (vol && k->parent && !(k->parent->flags & LAM__U_VOLATILE)))
 			rc = raw_node(b, k);
 	}
 	for (size_t i = 0; rc == 0 && i < k->nkids; i++)
@@ -328,7 +328,7 @@ static int decode(logrec *r, const unsigned char *rec)
 static int apply_raw_key(lam__kv *kv, const lam__kv_path *p, uint32_t flags,
 			 int64_t mtime, bool restore)
 {
-	lam__kv_ukey *k;
+	lam__kv_ukey *k = NULL;
 	int rc;
 
 	flags &= LAM__U_EXISTS | LAM__U_OPAQUE | LAM__U_CHANGED |
@@ -370,8 +370,8 @@ static int apply_raw_key(lam__kv *kv, const lam__kv_path *p, uint32_t flags,
 	return 0;
 }
 
-static int apply_raw_value(lam__kv *kv, const lam__kv_path *p,
-			   const logrec *r, bool restore)
+static int apply_raw_value(lam__kv *kv, const lam__kv_path *p, const logrec *r,
+			   bool restore)
 {
 	lam__kv_ukey *k = lam__kv_upper_find(&kv->up, p->fold, p->len, p->hash);
 	bool deleted = r->arg & (1u << 31);
@@ -395,10 +395,10 @@ static int apply_raw_value(lam__kv *kv, const lam__kv_path *p,
 	if (fold == NULL)
 		return lam__error(LAM_ENOMEM, "out of memory");
 	lam__kv_fold(fold, r->name, r->nlen);
-	rc = lam__kv_ukey_set_value(
-		&kv->up, k, r->name, fold, r->nlen,
-		lam__kv_value_hash(p->hash, fold, r->nlen), deleted ? 0 : type,
-		r->data, deleted ? 0 : r->size, deleted);
+	rc = lam__kv_ukey_set_value(&kv->up, k, r->name, fold, r->nlen,
+				    lam__kv_value_hash(p->hash, fold, r->nlen),
+				    deleted ? 0 : type, r->data,
+				    deleted ? 0 : r->size, deleted);
 	lam__free(fold);
 	return rc;
 }
@@ -440,8 +440,7 @@ static int apply_rec(lam__kv *kv, const logrec *r, bool restore)
 	return rc;
 }
 
-int lam__kv_raw_apply(lam__kv *kv, const char *data, size_t len,
-		      bool restore)
+int lam__kv_raw_apply(lam__kv *kv, const char *data, size_t len, bool restore)
 {
 	bool was = kv->replaying;
 	int rc = 0;
@@ -580,8 +579,7 @@ static int replay(lam__kv *kv, const unsigned char *img, size_t size,
 			const unsigned char *r = img + u;
 			logrec lr;
 			if (decode(&lr, r) < 0) {
-				rc = lam__error(LAM_ECORRUPT,
-						"bad record");
+				rc = lam__error(LAM_ECORRUPT, "bad record");
 			} else {
 				rc = apply_rec(kv, &lr, false);
 			}
@@ -645,8 +643,7 @@ int lam__kv_log_load(lam__kv *kv)
 	rc = lam__read_all(fd, img, (size_t)st.st_size, &got);
 	if (rc < 0 || got != (size_t)st.st_size) {
 		rc = lam__error_errno(rc < 0 ? -rc : EIO,
-				      "view %s: reading kv.log",
-				      view_name(kv));
+				      "view %s: reading kv.log", view_name(kv));
 		goto out;
 	}
 	if (memcmp(img, MAGIC, 8) != 0 ||
@@ -686,8 +683,7 @@ int lam__kv_log_load(lam__kv *kv)
 			 "view %s: kv.log: dropping a torn tail of %zu bytes",
 			 view_name(kv), got - valid);
 		if (ftruncate(fd, (off_t)valid) < 0 || fsync(fd) < 0) {
-			rc = lam__error_errno(errno,
-					      "view %s: cutting kv.log",
+			rc = lam__error_errno(errno, "view %s: cutting kv.log",
 					      view_name(kv));
 			goto out;
 		}

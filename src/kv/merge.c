@@ -240,8 +240,8 @@ static int merge(lam__kv_chain *c, cursor *curs, size_t ncurs)
 		const char *path = w->path;
 		uint32_t plen = w->plen, layer = w->layer;
 		const lam__kv_file *wf = w->f;
-		uint32_t wrec = w->old ? w->old->ents[w->pos].rec
-				       : (uint32_t)w->pos;
+		uint32_t wrec = w->old ? w->old->ents[w->pos].rec :
+					 (uint32_t)w->pos;
 
 		/* Skip the same record in the layers below the winner; the
 		 * topmost of them that deletes the key or makes it opaque
@@ -474,7 +474,7 @@ int lam__kv_chain_get(lam__kv_chain **out, lam_store *s, const char *top_id)
 {
 	lam__kv_chain *c;
 	chain_priv *p;
-	char (*ids)[33] = NULL;
+	char(*ids)[33] = NULL;
 	size_t n = 0, cap = 0;
 	int rc;
 
@@ -522,7 +522,8 @@ int lam__kv_chain_get(lam__kv_chain **out, lam_store *s, const char *top_id)
 		}
 		if (n == cap) {
 			size_t ncap = cap ? cap * 2 : 16;
-			char(*nids)[33] = lam__realloc(ids, ncap * sizeof(*ids));
+			char(*nids)[33] =
+				lam__realloc(ids, ncap * sizeof(*ids));
 			if (nids == NULL) {
 				lam__free(ids);
 				return lam__error(LAM_ENOMEM, "out of memory");

@@ -149,7 +149,8 @@ static uint32_t fold_cp(uint32_t c)
 		     (c >= 0x14a && c <= 0x177)) &&
 		    (c & 1) == 0)
 			return c + 1;
-		if (((c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17e)) &&
+		if (((c >= 0x139 && c <= 0x148) ||
+		     (c >= 0x179 && c <= 0x17e)) &&
 		    (c & 1) == 1)
 			return c + 1;
 		if (c == 0x178)
@@ -288,9 +289,10 @@ int lam__kv_name_check(const char *s, size_t len, bool value)
 	if (lam__kv_utf8_check(s, len, &bad, &units) < 0) {
 		name_excerpt(ex, s, len);
 		if (s[bad] == '\0')
-			return lam__error(LAM_EBADNAME,
-					  "%s name \"%s\" holds a NUL character",
-					  value ? "value" : "key", ex);
+			return lam__error(
+				LAM_EBADNAME,
+				"%s name \"%s\" holds a NUL character",
+				value ? "value" : "key", ex);
 		return lam__error(LAM_EBADNAME,
 				  "%s name \"%s\": invalid UTF-8 at byte %zu",
 				  value ? "value" : "key", ex, bad);

@@ -63,36 +63,42 @@ static int decode_text(lam__buf *out, const char *text, size_t len,
 		text += 3;
 		len -= 3;
 	}
-	/* REGEDIT4 files are 8-bit text in the writer's code page: what is
-	 * not UTF-8 there is read as Latin-1. */
-	bool regedit4 = len >= 8 && memcmp(text, "REGEDIT4", 8) == 0;
-	if (regedit4 && lam__kv_utf8_check(text, len, NULL, NULL) < 0) {
-		for (size_t i = 0; i < len; i++) {
+	/* Text without a BOM is UTF-8, line by line: a line that is not
+	 * UTF-8 is read as Latin-1. REGEDIT4 files are 8-bit text in the
+	 * writer's code page, and hivexregedit --export prints names whose
+	 * characters all fit in Latin-1 as Latin-1 bytes. */
+	for (size_t i = 0; i < len;) {
+		const char *nl = memchr(text + i, '\n', len - i);
+		size_t n = nl ? (size_t)(nl - (text + i)) + 1 : len - i;
+		bool utf8 = lam__kv_utf8_check(text + i, n - (nl ? 1 : 0), NULL,
+					       NULL) == 0 ||
+			    memchr(text + i, '\0', n) != NULL;
+		for (size_t j = i; j < i + n; j++) {
 			char b[4];
-			if (u[i] == 0)
-				return lam__error(LAM_EINVAL,
-						  "%s: a NUL character in the "
-						  "text",
-						  src);
-			if (u[i] == '\r')
+			int rc;
+			if (text[j] == '\r')
 				continue;
-			if (lam__buf_add(out, b, lam__kv_utf8_put(b, u[i])) < 0)
+			if (utf8 || u[j] < 0x80)
+				rc = lam__buf_add(out, text + j, 1);
+			else
+				rc = lam__buf_add(out, b,
+						  lam__kv_utf8_put(b, u[j]));
+			if (rc < 0)
 				return LAM_ENOMEM;
 		}
-		return 0;
-	}
-	for (size_t i = 0; i < len; i++) {
-		if (text[i] == '\r')
-			continue;
-		if (lam__buf_add(out, text + i, 1) < 0)
-			return LAM_ENOMEM;
+		i += n;
 	}
 	return 0;
 }
 
 /* ---- parsing ---- */
 
-enum op_kind { OP_KEY, OP_DELKEY, OP_SET, OP_UNSET };
+enum op_kind {
+	OP_KEY,
+	OP_DELKEY,
+	OP_SET,
+	OP_UNSET
+};
 
 typedef struct op {
 	enum op_kind kind;
@@ -117,8 +123,7 @@ typedef struct parser {
 
 static int syntax(const parser *p, const char *what)
 {
-	return lam__error(LAM_EINVAL, "%s line %zu: %s", p->src, p->line,
-			  what);
+	return lam__error(LAM_EINVAL, "%s line %zu: %s", p->src, p->line, what);
 }
 
 static void free_ops(parser *p)
@@ -152,8 +157,8 @@ static const struct {
 	const char *abbr;
 	const char *full;
 } roots[] = {
-	{"HKLM", "HKEY_LOCAL_MACHINE"}, {"HKCU", "HKEY_CURRENT_USER"},
-	{"HKCR", "HKEY_CLASSES_ROOT"},	{"HKU", "HKEY_USERS"},
+	{"HKLM", "HKEY_LOCAL_MACHINE"},	 {"HKCU", "HKEY_CURRENT_USER"},
+	{"HKCR", "HKEY_CLASSES_ROOT"},	 {"HKU", "HKEY_USERS"},
 	{"HKCC", "HKEY_CURRENT_CONFIG"},
 };
 
@@ -300,7 +305,8 @@ static int string_data(parser *p, uint32_t type, lam__buf *raw, lam__buf *out)
 				rc = lam__buf_add(
 					&text, b,
 					lam__kv_utf8_put(
-						b, (unsigned char)raw->data[i]));
+						b,
+						(unsigned char)raw->data[i]));
 			}
 		}
 	} else {
@@ -430,7 +436,8 @@ static int parse_value(parser *p, const char *s)
 			size_t n = 0;
 			s++;
 			while (hexval((unsigned char)s[n]) >= 0 && n < 9) {
-				t = t * 16 + (uint64_t)hexval((unsigned char)s[n]);
+				t = t * 16 +
+				    (uint64_t)hexval((unsigned char)s[n]);
 				n++;
 			}
 			if (n == 0 || s[n] != ')') {
@@ -454,10 +461,9 @@ static int parse_value(parser *p, const char *s)
 			goto out;
 		}
 		rc = hex_bytes(p, s + 1, &raw);
-		if (rc == 0 && (o.type == LAM_KV_SZ ||
-				o.type == LAM_KV_EXPAND_SZ ||
-				o.type == LAM_KV_LINK ||
-				o.type == LAM_KV_MULTI_SZ))
+		if (rc == 0 &&
+		    (o.type == LAM_KV_SZ || o.type == LAM_KV_EXPAND_SZ ||
+		     o.type == LAM_KV_LINK || o.type == LAM_KV_MULTI_SZ))
 			rc = string_data(p, o.type, &raw, &data);
 		else if (rc == 0)
 			rc = lam__buf_add(&data, raw.data, raw.len);
@@ -490,7 +496,8 @@ static int parse_value(parser *p, const char *s)
 		if (rc == 0)
 			rc = lam__buf_add(&data, "", 1);
 	} else {
-		rc = syntax(p, "expected a string, dword:, hex: or - after '='");
+		rc = syntax(p,
+			    "expected a string, dword:, hex: or - after '='");
 	}
 	if (rc < 0)
 		goto out;
@@ -590,7 +597,8 @@ static int parse(parser *p, char *text)
 			*nl = '\0';
 		for (;;) {
 			size_t n = strlen(line);
-			while (n > 0 && (line[n - 1] == ' ' || line[n - 1] == '\t'))
+			while (n > 0 &&
+			       (line[n - 1] == ' ' || line[n - 1] == '\t'))
 				n--;
 			if (n == 0 || line[n - 1] != '\\' || nl == NULL)
 				break;
@@ -613,17 +621,19 @@ static int parse(parser *p, char *text)
 				s++;
 			if (*s == '\0') {
 				/* blank lines before the header */
-			} else if (strncmp(s, "Windows Registry Editor Version "
-					      "5.00",
+			} else if (strncmp(s,
+					   "Windows Registry Editor Version "
+					   "5.00",
 					   36) == 0) {
 				header = true;
 			} else if (strncmp(s, "REGEDIT4", 8) == 0) {
 				header = true;
 				p->regedit4 = true;
 			} else {
-				rc = syntax(p, "not a .reg file: expected "
-					       "\"Windows Registry Editor "
-					       "Version 5.00\" or \"REGEDIT4\"");
+				rc = syntax(p,
+					    "not a .reg file: expected "
+					    "\"Windows Registry Editor "
+					    "Version 5.00\" or \"REGEDIT4\"");
 			}
 		} else {
 			rc = parse_line(p, line);
@@ -699,8 +709,9 @@ int lam_kv_import_reg(lam_view *view, const char *text, size_t len,
 	if (options == NULL)
 		options = &def;
 	if (options->version != LAM_REG_OPTIONS_VERSION)
-		return lam__error(LAM_EINVAL, "lam_kv_import_reg: options "
-					      "version %u",
+		return lam__error(LAM_EINVAL,
+				  "lam_kv_import_reg: options "
+				  "version %u",
 				  options->version);
 	if (text == NULL && len > 0)
 		return lam__error(LAM_EINVAL, "lam_kv_import_reg: no text");
@@ -765,6 +776,7 @@ typedef struct exporter {
 	const char *root; /* folded hive root, or NULL */
 	size_t root_len;
 	bool subkeys;
+	bool hex_strings;
 } exporter;
 
 static int put_escaped(lam__buf *b, const char *s, size_t len)
@@ -840,7 +852,7 @@ static int put_value(exporter *e, const lam__kv_item *it)
 	const char *d = it->data;
 	switch (it->type) {
 	case LAM_KV_SZ:
-		if (!has_control(d, it->size - 1)) {
+		if (!e->hex_strings && !has_control(d, it->size - 1)) {
 			rc = lam__buf_add(b, "\"", 1);
 			if (rc == 0)
 				rc = put_escaped(b, d, it->size - 1);
@@ -972,7 +984,8 @@ int lam_key_export_reg(char **out, size_t *len, lam_key *key,
 
 	lam__error_reset();
 	if (out == NULL)
-		return lam__error(LAM_EINVAL, "lam_key_export_reg: out is NULL");
+		return lam__error(LAM_EINVAL,
+				  "lam_key_export_reg: out is NULL");
 	*out = NULL;
 	if (len)
 		*len = 0;
@@ -997,12 +1010,12 @@ int lam_key_export_reg(char **out, size_t *len, lam_key *key,
 					strlen(options->root));
 		if (rc < 0)
 			return lam__error_prefix(rc, "the hive root");
-		bool under = root.len == 0 ||
-			     (key->path.len >= root.len &&
-			      memcmp(key->path.fold, root.fold, root.len) ==
-				      0 &&
-			      (key->path.len == root.len ||
-			       key->path.fold[root.len] == '\\'));
+		bool under =
+			root.len == 0 ||
+			(key->path.len >= root.len &&
+			 memcmp(key->path.fold, root.fold, root.len) == 0 &&
+			 (key->path.len == root.len ||
+			  key->path.fold[root.len] == '\\'));
 		if (!under) {
 			rc = lam__error(LAM_EINVAL,
 					"key \"%s\" is not below the hive root "
@@ -1016,6 +1029,7 @@ int lam_key_export_reg(char **out, size_t *len, lam_key *key,
 	}
 	e.kv = key->kv;
 	e.subkeys = !(options->flags & LAM_REG_NO_SUBKEYS);
+	e.hex_strings = options->flags & LAM_REG_HEX_STRINGS;
 	rc = lam__buf_puts(&e.out, "Windows Registry Editor Version 5.00\n\n");
 	if (rc == 0)
 		rc = export_key(&e, &key->path);

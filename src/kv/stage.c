@@ -40,9 +40,9 @@ static lam__kv_rec key_rec(const lam__kv_ukey *k, uint8_t flags)
 	r.disp = k->path;
 	r.fold = k->fold;
 	r.len = k->len;
-	r.mtime = (flags & LAM__KV_DELETED) || !(k->flags & LAM__U_CHANGED)
-			  ? 0
-			  : k->mtime;
+	r.mtime = (flags & LAM__KV_DELETED) || !(k->flags & LAM__U_CHANGED) ?
+			  0 :
+			  k->mtime;
 	return r;
 }
 

@@ -84,8 +84,7 @@ static bool counts(const lam__kv_ukey *k)
 	       ((k->flags & LAM__U_CHANGED) || !(k->flags & LAM__U_EXISTS));
 }
 
-void lam__kv_upper_set_flags(lam__kv_upper *u, lam__kv_ukey *k,
-			     uint32_t flags)
+void lam__kv_upper_set_flags(lam__kv_upper *u, lam__kv_ukey *k, uint32_t flags)
 {
 	bool was_cut = k->flags & LAM__U_CUT, was_counted = counts(k);
 	k->flags = flags;
@@ -99,8 +98,7 @@ void lam__kv_upper_set_flags(lam__kv_upper *u, lam__kv_ukey *k,
 		u->nchanged++;
 }
 
-static void free_value(lam__kv_upper *u, const lam__kv_ukey *k,
-		       lam__kv_uval *v)
+static void free_value(lam__kv_upper *u, const lam__kv_ukey *k, lam__kv_uval *v)
 {
 	if (durable(k))
 		u->value_bytes -= v->size;
@@ -109,8 +107,7 @@ static void free_value(lam__kv_upper *u, const lam__kv_ukey *k,
 	lam__free(v);
 }
 
-void lam__kv_ukey_drop_value(lam__kv_upper *u, lam__kv_ukey *k,
-			     lam__kv_uval *v)
+void lam__kv_ukey_drop_value(lam__kv_upper *u, lam__kv_ukey *k, lam__kv_uval *v)
 {
 	lam__kv_map_del(&k->vmap, v->hash, v);
 	for (size_t i = 0; i < k->nvals; i++) {
@@ -233,8 +230,8 @@ static int new_node(lam__kv_upper *u, lam__kv_ukey *parent, const char *disp,
 	if (parent) {
 		if (parent->nkids == parent->capkids) {
 			size_t cap = parent->capkids ? parent->capkids * 2 : 4;
-			lam__kv_ukey **kids = lam__realloc(
-				parent->kids, cap * sizeof(*kids));
+			lam__kv_ukey **kids =
+				lam__realloc(parent->kids, cap * sizeof(*kids));
 			if (kids == NULL) {
 				lam__free(k->path);
 				lam__free(k);
@@ -267,7 +264,7 @@ static int new_node(lam__kv_upper *u, lam__kv_ukey *parent, const char *disp,
 int lam__kv_upper_node(lam__kv_upper *u, const lam__kv_path *p,
 		       lam__kv_ukey **out)
 {
-	lam__kv_ukey *k;
+	lam__kv_ukey *k = NULL;
 	int rc;
 
 	if (u->root == NULL) {
@@ -298,7 +295,7 @@ int lam__kv_upper_node(lam__kv_upper *u, const lam__kv_path *p,
 	for (size_t i = start; i <= p->len; i++) {
 		if (i < p->len && p->fold[i] != '\\')
 			continue;
-		lam__kv_ukey *n;
+		lam__kv_ukey *n = NULL;
 		rc = new_node(u, k, p->disp, p->fold, i, depth + 1, &n);
 		if (rc < 0)
 			return rc;
@@ -309,10 +306,10 @@ int lam__kv_upper_node(lam__kv_upper *u, const lam__kv_path *p,
 	return 0;
 }
 
-int lam__kv_ukey_set_value(lam__kv_upper *u, lam__kv_ukey *k,
-			   const char *name, const char *fold, uint32_t len,
-			   uint64_t hash, uint32_t type, const void *data,
-			   uint32_t size, bool deleted)
+int lam__kv_ukey_set_value(lam__kv_upper *u, lam__kv_ukey *k, const char *name,
+			   const char *fold, uint32_t len, uint64_t hash,
+			   uint32_t type, const void *data, uint32_t size,
+			   bool deleted)
 {
 	lam__kv_uval *v = lam__kv_ukey_find_value(k, fold, len, hash);
 	void *copy = NULL;

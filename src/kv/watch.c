@@ -47,7 +47,15 @@ int lam__kv_note_add(lam__kv *kv, lam_change_kind kind, const char *key,
 		kv->notes = v;
 		kv->capnotes = cap;
 	}
-	n.key = lam__strndup(key, key_len);
+	n.key = lam__malloc(2 * key_len + 2);
+	if (n.key) {
+		memcpy(n.key, key, key_len);
+		n.key[key_len] = '\0';
+		n.fold = n.key + key_len + 1;
+		lam__kv_fold(n.fold, key, key_len);
+		n.fold[key_len] = '\0';
+		n.len = key_len;
+	}
 	if (value)
 		n.value = lam__strndup(value, value_len);
 	if (n.key == NULL || (value && n.value == NULL)) {
@@ -65,8 +73,8 @@ int lam__kv_note_add(lam__kv *kv, lam_change_kind kind, const char *key,
 static bool touches(const lam_kv_watch *w, const char *key, size_t klen,
 		    const lam__kv_note *n)
 {
-	bool under = w->len == 0 ? klen > 0
-				 : klen > w->len && key[w->len] == '\\' &&
+	bool under = w->len == 0 ? klen > 0 :
+				   klen > w->len && key[w->len] == '\\' &&
 					   memcmp(key, w->fold, w->len) == 0;
 	if (klen == w->len && memcmp(key, w->fold, klen) == 0)
 		return true;
@@ -85,17 +93,10 @@ static bool touches(const lam_kv_watch *w, const char *key, size_t klen,
 
 void lam__kv_notify(lam__kv *kv, const lam__kv_note *notes, size_t n)
 {
-	lam__buf fold = {0};
-
 	for (size_t i = 0; i < n; i++) {
-		size_t klen = strlen(notes[i].key);
-		fold.len = 0;
-		if (lam__buf_grow(&fold, klen) < 0)
-			break;
-		lam__kv_fold(fold.data, notes[i].key, klen);
 		for (lam_kv_watch *w = kv->watches; w; w = w->next) {
 			if (w->stopped ||
-			    !touches(w, fold.data, klen, &notes[i]))
+			    !touches(w, notes[i].fold, notes[i].len, &notes[i]))
 				continue;
 			if (w->efd >= 0) {
 				uint64_t one = 1;
@@ -107,7 +108,6 @@ void lam__kv_notify(lam__kv *kv, const lam__kv_note *notes, size_t n)
 				w->stopped = true;
 		}
 	}
-	lam__buf_free(&fold);
 }
 
 int lam_key_watch(lam_kv_watch **out, lam_key *key, unsigned int flags,
@@ -165,8 +165,7 @@ void lam_kv_watch_free(lam_kv_watch *watch)
 {
 	if (watch == NULL)
 		return;
-	for (lam_kv_watch **pp = &watch->kv->watches; *pp;
-	     pp = &(*pp)->next) {
+	for (lam_kv_watch **pp = &watch->kv->watches; *pp; pp = &(*pp)->next) {
 		if (*pp == watch) {
 			*pp = watch->next;
 			break;

@@ -43,8 +43,7 @@ static bool is_under(const lam__entry *dir, const lam__entry *e)
 {
 	if (dir->path_len == 0)
 		return e->path_len > 0;
-	return e->path_len > dir->path_len &&
-	       e->path[dir->path_len] == '/' &&
+	return e->path_len > dir->path_len && e->path[dir->path_len] == '/' &&
 	       memcmp(e->path, dir->path, dir->path_len) == 0;
 }
 

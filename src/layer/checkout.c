@@ -44,22 +44,11 @@ static int co_fail(checkout *c, const lam__entry *e, int err, const char *what)
 static void set_meta(checkout *c, int fd, int dirfd, const char *name,
 		     const lam__entry *e)
 {
-	char lpath[PATH_MAX + 64];
-	uint32_t off = 0;
-	lam__xattr x;
-	char xname[XATTR_NAME_MAX + 1];
+	char lpath[PATH_MAX + 64] = "";
 	bool have_path = fd < 0 &&
 			 lam__fd_path(lpath, sizeof(lpath), dirfd, name) == 0;
-	while (lam__xattr_next(e->xattrs, e->xattrs_len, &off, &x) == 1) {
-		if (x.name_len > XATTR_NAME_MAX)
-			continue;
-		memcpy(xname, x.name, x.name_len);
-		xname[x.name_len] = '\0';
-		if (fd >= 0)
-			fsetxattr(fd, xname, x.value, x.value_len, 0);
-		else if (have_path)
-			lsetxattr(lpath, xname, x.value, x.value_len, 0);
-	}
+	if (fd >= 0 || have_path)
+		lam__entry_set_xattrs(fd, lpath, e);
 	struct timespec ts[2] = {{e->mtime_sec, e->mtime_nsec},
 				 {e->mtime_sec, e->mtime_nsec}};
 	if (fd >= 0) {
@@ -273,14 +262,9 @@ static int run(checkout *c)
 
 static bool folder_has_entries(int fd)
 {
-	int probe = dup(fd);
-	DIR *d = probe >= 0 ? fdopendir(probe) : NULL;
-	if (d == NULL) {
-		if (probe >= 0)
-			close(probe);
+	DIR *d = lam__opendir_dup(fd);
+	if (d == NULL)
 		return false;
-	}
-	rewinddir(d);
 	bool any = false;
 	struct dirent *de;
 	while (!any && (de = readdir(d)) != NULL)

@@ -236,7 +236,7 @@ int lam_layer_delete(lam_layer *layer, unsigned int flags)
 			}
 	}
 	/* A stored view over any doomed layer keeps all of them. */
-	char (*bases)[33] = NULL;
+	char(*bases)[33] = NULL;
 	size_t nbases = 0;
 	rc = lam__view_bases(s, &bases, &nbases);
 	for (size_t i = 0; rc == 0 && i < nbases; i++) {
@@ -249,8 +249,7 @@ int lam_layer_delete(lam_layer *layer, unsigned int flags)
 							"view (remove the view "
 							"first)",
 							list[k]);
-			r = r->parent[0] ? snap_find(recs, n, r->parent)
-					 : NULL;
+			r = r->parent[0] ? snap_find(recs, n, r->parent) : NULL;
 		}
 	}
 	lam__free(bases);

@@ -217,26 +217,6 @@ static int read_xattrs(importer *im, int fd, const char *lpath, lam__entry *e,
 	return 0;
 }
 
-/* Copy the entry's xattrs onto the staged entry; refusals (security.* as
- * an unprivileged user, say) leave the index authoritative. */
-static void apply_xattrs(int fd, const char *lpath, const lam__entry *e)
-{
-	uint32_t off = 0;
-	lam__xattr x;
-	char name[XATTR_NAME_MAX + 1];
-	while (lam__xattr_next(e->xattrs, e->xattrs_len, &off, &x) == 1) {
-		if (x.name_len > XATTR_NAME_MAX)
-			continue;
-		memcpy(name, x.name, x.name_len);
-		name[x.name_len] = '\0';
-		int r = fd >= 0 ?
-				fsetxattr(fd, name, x.value, x.value_len, 0) :
-				lsetxattr(lpath, name, x.value, x.value_len, 0);
-		if (r < 0)
-			lam__log(LAM_LOG_DEBUG, "cannot set xattr %s on %.*s",
-				 name, (int)e->path_len, e->path);
-	}
-}
 
 static void apply_owner_mode_time(importer *im, int fd, int dirfd,
 				  const char *name, const lam__entry *e)
@@ -377,7 +357,7 @@ static int stage_file(importer *im, int srcdir, int dstdir, const char *name,
 			rc = set_ovl(im, out, "redirect", redirect);
 	}
 	if (rc == 0) {
-		apply_xattrs(out, NULL, e);
+		lam__entry_set_xattrs(out, NULL, e);
 		apply_owner_mode_time(im, out, -1, NULL, e);
 	}
 	close(out);
@@ -427,7 +407,7 @@ static int stage_special(importer *im, int srcdir, int dstdir, const char *name,
 	}
 	char dpath[PATH_MAX + 64];
 	if (lam__fd_path(dpath, sizeof(dpath), dstdir, name) == 0)
-		apply_xattrs(-1, dpath, e);
+		lam__entry_set_xattrs(-1, dpath, e);
 	apply_owner_mode_time(im, -1, dstdir, name, e);
 	lam__crash_point();
 	return 0;
@@ -520,7 +500,7 @@ static int stage_dir(importer *im, int srcdir, int dstdir, const char *name,
 	if (rc == 0 && (e->flags & LAM__E_OPAQUE))
 		rc = set_ovl(im, dfd, "opaque", "y");
 	if (rc == 0) {
-		apply_xattrs(dfd, NULL, e);
+		lam__entry_set_xattrs(dfd, NULL, e);
 		apply_owner_mode_time(im, dfd, -1, NULL, e);
 		lam__crash_point();
 	}
@@ -721,19 +701,24 @@ static void importer_free(importer *im)
 
 /* Take back the objects a failed import wrote, when no other writer is
  * staging (one might already share them); otherwise gc will. */
-static void drop_created(importer *im)
+void lam__objects_drop(lam_store *s, const lam__objid *ids, size_t n)
 {
-	if (im->ncreated == 0)
+	if (n == 0)
 		return;
-	int lk = lam__store_gc_lock(im->s, true, false);
+	int lk = lam__store_gc_lock(s, true, false);
 	if (lk < 0)
 		return;
-	for (size_t i = 0; i < im->ncreated; i++) {
+	for (size_t i = 0; i < n; i++) {
 		char name[48];
-		lam__object_name(name, &im->created[i]);
-		unlinkat(im->s->objectsfd, name, 0);
+		lam__object_name(name, &ids[i]);
+		unlinkat(s->objectsfd, name, 0);
 	}
 	lam__unlock(lk);
+}
+
+static void drop_created(importer *im)
+{
+	lam__objects_drop(im->s, im->created, im->ncreated);
 }
 
 static int same_file_contents(int dira, const char *a, int dirb, const char *b)
@@ -753,8 +738,8 @@ static int same_file_contents(int dira, const char *a, int dirb, const char *b)
  * its index must match ours byte for byte (which proves the contents are
  * the same, objects being compared byte for byte): then nothing new is
  * stored. A different index under the same id is a digest collision. */
-static int publish_layer(lam_store *s, int stagefd, const lam__layer_rec *rec,
-			 const char *parent, bool *existed)
+int lam__layer_publish(lam_store *s, int stagefd, const lam__layer_rec *rec,
+		       const char *parent, bool *existed)
 {
 	*existed = false;
 	int lk = lam__store_lock(s);
@@ -841,7 +826,8 @@ static int stage_and_publish(importer *im, int srcfd, lam_layer *parent,
 		lam__entries_digest(&diff, im->ents, im->n);
 		if (has_extra)
 			lam__diff_fold(&diff, &extra);
-		lam__chain_digest(&chain, parent ? parent->rec.id : NULL, &diff);
+		lam__chain_digest(&chain, parent ? parent->rec.id : NULL,
+				  &diff);
 		lam__digest_hex(rec.id, &chain);
 		lam__digest_hex(rec.diff, &diff);
 		lam__uuid_new(rec.uuid);
@@ -867,8 +853,8 @@ static int stage_and_publish(importer *im, int srcfd, lam_layer *parent,
 	lam__crash_point();
 	bool existed = false;
 	if (rc == 0)
-		rc = publish_layer(im->s, stagefd, &rec,
-				   parent ? parent->rec.id : "", &existed);
+		rc = lam__layer_publish(im->s, stagefd, &rec,
+					parent ? parent->rec.id : "", &existed);
 	if (rc == 0)
 		rc = lam__layer_open_id(out, im->s, rec.id);
 	return rc;

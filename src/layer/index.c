@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <limits.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "layer/internal.h"
@@ -342,4 +344,23 @@ void lam__chain_digest(lam__digest *out, const char *parent_hex,
 	memcpy(buf + 14, pd.b, 16);
 	memcpy(buf + 30, diff->b, 16);
 	lam__hash128(out, buf, sizeof(buf));
+}
+
+void lam__entry_set_xattrs(int fd, const char *lpath, const lam__entry *e)
+{
+	uint32_t off = 0;
+	lam__xattr x;
+	char name[XATTR_NAME_MAX + 1];
+	while (lam__xattr_next(e->xattrs, e->xattrs_len, &off, &x) == 1) {
+		if (x.name_len > XATTR_NAME_MAX)
+			continue;
+		memcpy(name, x.name, x.name_len);
+		name[x.name_len] = '\0';
+		int r = fd >= 0 ? fsetxattr(fd, name, x.value, x.value_len, 0)
+				: lsetxattr(lpath, name, x.value, x.value_len,
+					    0);
+		if (r < 0)
+			lam__log(LAM_LOG_DEBUG, "cannot set xattr %s on %.*s",
+				 name, (int)e->path_len, e->path);
+	}
 }

@@ -67,6 +67,10 @@ int64_t lam__index_find(const lam__index *idx, const char *path, size_t len);
 /* Digest over the canonical form of a sorted entry array. */
 void lam__entries_digest(lam__digest *out, const lam__entry *e, size_t n);
 int lam__entry_cmp(const lam__entry *a, const lam__entry *b);
+/* Set an entry's xattrs on a file (fd, or the no-follow path lpath when fd
+ * is -1). Refusals (security.* unprivileged, say) are logged, not errors:
+ * the index stays authoritative. */
+void lam__entry_set_xattrs(int fd, const char *lpath, const lam__entry *e);
 /* A layer's diff digest with a key/value delta: files digest folded with
  * the key/value digest. The chain digest: parent's chain and diff. */
 void lam__diff_fold(lam__digest *diff, const lam__digest *kv);
@@ -100,6 +104,22 @@ typedef struct lam__import_hooks {
 
 int lam__layer_import(lam_layer **out, lam_store *store, const char *src,
 		      lam_layer *parent, const lam__import_hooks *hooks);
+
+/* Build a layer from a finished entry array rather than a folder walk (a
+ * tar import): entries sorted, every parent folder present (the root, ""
+ * first), hard-link groups numbered in path order with nlink counted, and
+ * regular files' objects already stored. The caller holds the shared gc
+ * lock and made stagefd with lam__store_staging(); the layer folder is
+ * staged there, then published. size is the layer's content bytes. */
+int lam__layer_build(lam_layer **out, lam_store *s, int stagefd,
+		     lam_layer *parent, const lam__entry *ents, size_t n,
+		     uint64_t size, const lam__import_hooks *hooks);
+/* Publish a staged layer folder (stagefd/layer) under rec->id, under the
+ * store lock; a layer of that id with the same index is shared. */
+int lam__layer_publish(lam_store *s, int stagefd, const lam__layer_rec *rec,
+		       const char *parent, bool *existed);
+/* Take back objects a failed import wrote, when no writer is staging. */
+void lam__objects_drop(lam_store *s, const lam__objid *ids, size_t n);
 
 struct lam_layer {
 	int refcount;
@@ -141,10 +161,10 @@ typedef struct lam__chain {
 	lam_store *store;
 	char top[33];
 	lam__merged m;
-	uint32_t *hash;	  /* open addressing: merged index + 1, 0 = empty */
+	uint32_t *hash; /* open addressing: merged index + 1, 0 = empty */
 	size_t hcap;
-	uint32_t *skip;	  /* per entry: the index after its subtree */
-	uint32_t *links;  /* merged indices of hard-linked entries, sorted by
+	uint32_t *skip;	 /* per entry: the index after its subtree */
+	uint32_t *links; /* merged indices of hard-linked entries, sorted by
 			     (layer, link_group, path) */
 	size_t nlinks;
 	struct lam__chain *next_cached;

@@ -146,8 +146,21 @@ int lam__merged_build(lam__merged *m, lam_layer *top)
 			lam__index_get(idx, i, &e);
 			bool found;
 			seen *s = seen_find(&t, e.path, e.path_len, &found);
-			if (found)
+			if (found) {
+				/* A higher layer's folder hides this entry, but
+				 * what this entry is still ends the lookup for
+				 * the layers below it: an opaque folder, a
+				 * whiteout or a non-folder hides their
+				 * contents under this path. */
+				bool ends = (e.flags & (LAM__E_OPAQUE |
+							LAM__E_WHITEOUT)) ||
+					    !S_ISDIR(e.mode);
+				if (ends && s->blocks == 0) {
+					s->blocks = 2;
+					s->layer = l;
+				}
 				continue;
+			}
 			if (e.path_len != 0 &&
 			    hidden_by_ancestor(&t, e.path, e.path_len, l))
 				continue;

@@ -14,14 +14,14 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "kv/internal.h"
 #include "layer/internal.h"
 
 static bool differs(const lam__entry *a, const lam__entry *b)
 {
 	return a->mode != b->mode || a->uid != b->uid || a->gid != b->gid ||
 	       a->size != b->size || a->rdev != b->rdev ||
-	       a->mtime_sec != b->mtime_sec ||
-	       a->mtime_nsec != b->mtime_nsec ||
+	       a->mtime_sec != b->mtime_sec || a->mtime_nsec != b->mtime_nsec ||
 	       ((a->flags ^ b->flags) & LAM__E_OBJECT) ||
 	       memcmp(&a->obj.digest, &b->obj.digest, 16) != 0 ||
 	       a->target_len != b->target_len ||
@@ -77,8 +77,22 @@ static int write_whiteouts(lam_store *s, const lam__merged *mo,
 	for (size_t i = 0; i < mo->count && rc == 0; i++) {
 		lam__entry e;
 		lam__merged_get(mo, i, &e);
-		if (e.path_len == 0 || lam__chain_find(ct, e.path, e.path_len) >= 0)
+		if (e.path_len == 0 ||
+		    lam__chain_find(ct, e.path, e.path_len) >= 0)
 			continue;
+		/* Below a path that top holds as a non-folder, nothing needs
+		 * hiding: that entry hides it already. */
+		const char *slash = memrchr(e.path, '/', e.path_len);
+		if (slash != NULL) {
+			int64_t p = lam__chain_find(ct, e.path,
+						    (size_t)(slash - e.path));
+			lam__entry pe;
+			if (p < 0)
+				continue;
+			lam__chain_entry(ct, (size_t)p, &pe);
+			if (!S_ISDIR(pe.mode))
+				continue;
+		}
 		if (gone && e.path_len > gone_len && e.path[gone_len] == '/' &&
 		    memcmp(e.path, gone, gone_len) == 0)
 			continue; /* inside a folder already whited out */
@@ -95,8 +109,8 @@ static int write_whiteouts(lam_store *s, const lam__merged *mo,
 			rc = lam__error_errno(errno, "whiteout for %s", path);
 			break;
 		}
-		int fd = openat(dfd, path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-				0000);
+		int fd = openat(dfd, path,
+				O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0000);
 		char x[64];
 		snprintf(x, sizeof(x), "%swhiteout", s->overlay_xattr);
 		if (fd < 0 || fsetxattr(fd, x, "y", 1, 0) < 0)
@@ -108,6 +122,18 @@ static int write_whiteouts(lam_store *s, const lam__merged *mo,
 	return rc;
 }
 
+/* The key/value delta of the squashed layer, staged with its files. */
+typedef struct squash_kv {
+	lam_layer *top, *onto;
+} squash_kv;
+
+static int stage_kv(void *ctx, int layerfd, lam__digest *extra, bool *has)
+{
+	squash_kv *k = ctx;
+	return lam__kv_squash(k->top->store, k->top, k->onto, layerfd, extra,
+			      has);
+}
+
 int lam_layer_squash(lam_layer **out, lam_layer *top, lam_layer *onto)
 {
 	lam__error_reset();
@@ -116,7 +142,8 @@ int lam_layer_squash(lam_layer **out, lam_layer *top, lam_layer *onto)
 	*out = NULL;
 	if (top == NULL)
 		return lam__error(LAM_EINVAL, "lam_layer_squash: NULL top");
-	if (onto != NULL && (onto->store != top->store || !is_ancestor(onto, top)))
+	if (onto != NULL &&
+	    (onto->store != top->store || !is_ancestor(onto, top)))
 		return lam__error(LAM_EINVAL,
 				  "squash: %s is not an ancestor of %s",
 				  onto->rec.id, top->rec.id);
@@ -173,8 +200,10 @@ int lam_layer_squash(lam_layer **out, lam_layer *top, lam_layer *onto)
 		rc = lam__checkout_merged(&sub, dest, geteuid() == 0);
 	if (rc == 0 && onto != NULL)
 		rc = write_whiteouts(s, &mo, ct, dest);
+	squash_kv kctx = {top, onto};
+	lam__import_hooks hooks = {.stage = stage_kv, .ctx = &kctx};
 	if (rc == 0)
-		rc = lam__layer_import(out, s, dest, onto, NULL);
+		rc = lam__layer_import(out, s, dest, onto, &hooks);
 	lam__unlock(gclk);
 	lam__close(&stagefd);
 	if (stage[0])

@@ -10,6 +10,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "kv/internal.h"
 #include "layer/internal.h"
 
 typedef struct checker {
@@ -140,13 +141,9 @@ static void check_fs_entry(checker *c, const char *what, int fsfd,
 
 static uint64_t count_tree(int dirfd)
 {
-	int fd = dup(dirfd);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	if (d == NULL) {
-		if (fd >= 0)
-			close(fd);
+	DIR *d = lam__opendir_dup(dirfd);
+	if (d == NULL)
 		return 0;
-	}
 	uint64_t n = 0;
 	struct dirent *de;
 	while ((de = readdir(d)) != NULL) {
@@ -219,6 +216,12 @@ static void check_index(checker *c, const char *what, const lam__layer_rec *r,
 		lam__index_get(idx, i, &ents[i]);
 	lam__entries_digest(&diff, ents, idx->count);
 	lam__free(ents);
+	lam__digest kvd;
+	bool has_kv = false;
+	if (lam__kv_layer_digest(c->s, r->id, &kvd, &has_kv) < 0)
+		problem(c, what, "%s", lam_error_last()->message);
+	else if (has_kv)
+		lam__diff_fold(&diff, &kvd);
 	char hex[33];
 	lam__digest_hex(hex, &diff);
 	if (strcmp(hex, r->diff) != 0)

@@ -12,8 +12,7 @@
 #include "layer/internal.h"
 
 /* Parse "x/<21 base64url>[.n]" back into an id. */
-static bool parse_object_name(const char *dir, const char *name,
-			      lam__objid *id)
+static bool parse_object_name(const char *dir, const char *name, lam__objid *id)
 {
 	char b[23];
 	size_t len = strcspn(name, ".");
@@ -166,7 +165,7 @@ int lam_store_gc(lam_store *store, lam_gc_stats *out)
 		rc = lam__refs_load(store, &refs, &nrefs);
 	if (rc == 0 && (keep = lam__calloc(n + 1, sizeof(bool))) == NULL)
 		rc = lam__error(LAM_ENOMEM, "out of memory");
-	char (*bases)[33] = NULL;
+	char(*bases)[33] = NULL;
 	size_t nbases = 0;
 	if (rc == 0)
 		rc = lam__view_bases(store, &bases, &nbases);

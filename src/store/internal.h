@@ -118,6 +118,14 @@ void lam__object_name(char out[48], const lam__objid *id);
 int lam__object_put_fd(lam_store *s, int fd, uint64_t size, lam__buf *work,
 		       lam__objid *out, bool *stored_out);
 int lam__object_open(lam_store *s, const lam__objid *id);
+/* The same for content that comes from a reader (a tar stream): read()
+ * must deliver exactly size bytes in all, *got < len only at the end; a
+ * non-zero return from it is returned unchanged. */
+typedef int (*lam__object_read_fn)(void *ctx, void *buf, size_t len,
+				   size_t *got);
+int lam__object_put_stream(lam_store *s, uint64_t size,
+			   lam__object_read_fn read, void *ctx, lam__buf *work,
+			   lam__objid *out, bool *stored_out);
 
 /* The base layers of all stored views (implemented with the views): gc
  * keeps them and delete refuses them. */

@@ -168,13 +168,37 @@ static int publish(lam_store *s, lam__objid *id, const void *data, uint64_t len,
 	return lam__error(LAM_ECORRUPT, "too many objects share one hash");
 }
 
+static int read_fd(void *ctx, void *buf, size_t len, size_t *got)
+{
+	int r = lam__read_all(*(int *)ctx, buf, len, got);
+	if (r < 0)
+		return lam__error_errno(-r, "reading file");
+	return 0;
+}
+
 int lam__object_put_fd(lam_store *s, int fd, uint64_t size, lam__buf *work,
 		       lam__objid *out, bool *stored_out)
 {
+	int rc = lam__object_put_stream(s, size, read_fd, &fd, work, out,
+					stored_out);
+	if (rc == LAM_ECORRUPT)
+		return lam__error(LAM_EIO, "file changed size while read");
+	if (rc < 0)
+		return rc;
+	/* A file that grew while read: what was stored is a prefix. */
+	char extra;
+	size_t more = 0;
+	if (lam__read_all(fd, &extra, 1, &more) == 0 && more != 0)
+		return lam__error(LAM_EIO, "file changed size while read");
+	return 0;
+}
+
+int lam__object_put_stream(lam_store *s, uint64_t size,
+			   lam__object_read_fn read, void *ctx, lam__buf *work,
+			   lam__objid *out, bool *stored_out)
+{
 	memset(out, 0, sizeof(*out));
 	*stored_out = false;
-	/* The work buffer is the caller's, reused from file to file: the
-	 * content (small files) followed by two compare chunks. */
 	size_t datalen = size <= SMALL_MAX ? (size_t)size : 0;
 	size_t need = datalen + 2 * CHUNK;
 	if (work->cap < need) {
@@ -185,19 +209,13 @@ int lam__object_put_fd(lam_store *s, int fd, uint64_t size, lam__buf *work,
 	}
 	char *data = work->data;
 	char *scratch = work->data + datalen;
-	int rc = 0;
 	if (size <= SMALL_MAX) {
 		size_t got = 0;
-		int r = lam__read_all(fd, data, datalen, &got);
-		if (r < 0)
-			return lam__error_errno(-r, "reading file");
-		char extra;
-		size_t more = 0;
-		if (got == datalen)
-			lam__read_all(fd, &extra, 1, &more);
-		if (got != datalen || more != 0)
-			return lam__error(LAM_EIO,
-					  "file changed size while read");
+		int r = read(ctx, data, datalen, &got);
+		if (r != 0)
+			return r;
+		if (got != datalen)
+			return lam__error(LAM_ECORRUPT, "content ends early");
 		lam__hash128(&out->digest, data, got);
 		return publish(s, out, data, got, -1, scratch, stored_out);
 	}
@@ -206,28 +224,27 @@ int lam__object_put_fd(lam_store *s, int fd, uint64_t size, lam__buf *work,
 		return tfd;
 	lam__hasher hs, *h = &hs;
 	lam__hasher_init(h);
-	/* One pass: what is hashed is exactly what is stored, even if the
-	 * source changes under us. */
 	uint64_t total = 0;
-	for (;;) {
+	int rc = 0;
+	while (total < size) {
+		size_t want = size - total < CHUNK ? (size_t)(size - total) :
+						     CHUNK;
 		size_t got = 0;
-		int r = lam__read_all(fd, scratch, CHUNK, &got);
-		if (r < 0) {
-			rc = lam__error_errno(-r, "reading file");
+		rc = read(ctx, scratch, want, &got);
+		if (rc != 0)
+			break;
+		if (got == 0) {
+			rc = lam__error(LAM_ECORRUPT, "content ends early");
 			break;
 		}
-		if (got == 0)
-			break;
 		lam__hasher_update(h, scratch, got);
-		r = lam__write_all(tfd, scratch, got);
+		int r = lam__write_all(tfd, scratch, got);
 		if (r < 0) {
 			rc = lam__error_errno(-r, "writing object");
 			break;
 		}
 		total += got;
 	}
-	if (rc == 0 && total != size)
-		rc = lam__error(LAM_EIO, "file changed size while read");
 	if (rc == 0) {
 		lam__hasher_digest(h, &out->digest);
 		rc = publish(s, out, NULL, total, tfd, scratch, stored_out);

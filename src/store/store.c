@@ -103,15 +103,9 @@ int lam__store_staging(lam_store *s, char name_out[37], int *fd_out)
  * holds it shared we simply leave the clean-up to a later open or gc. */
 void lam__store_clear_tmp(lam_store *s)
 {
-	int fd = dup(s->tmpfd);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	if (d == NULL) {
-		if (fd >= 0)
-			close(fd);
+	DIR *d = lam__opendir_dup(s->tmpfd);
+	if (d == NULL)
 		return;
-	}
-	/* The duplicate shares the handle's position: start from the top. */
-	rewinddir(d);
 	struct dirent *de;
 	while ((de = readdir(d)) != NULL) {
 		if (de->d_name[0] == '.' &&
@@ -128,14 +122,9 @@ void lam__store_clear_tmp(lam_store *s)
  * one, that is under the store lock. */
 void lam__clear_tmp_files(int dirfd)
 {
-	int fd = dup(dirfd);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	if (d == NULL) {
-		if (fd >= 0)
-			close(fd);
+	DIR *d = lam__opendir_dup(dirfd);
+	if (d == NULL)
 		return;
-	}
-	rewinddir(d);
 	struct dirent *de;
 	while ((de = readdir(d)) != NULL)
 		if (strncmp(de->d_name, ".tmp-", 5) == 0)
@@ -437,15 +426,9 @@ static int catalog_refresh_locked(lam_store *s)
 	    st.st_mtim.tv_sec == s->layers_mtime.tv_sec &&
 	    st.st_mtim.tv_nsec == s->layers_mtime.tv_nsec)
 		return 0;
-	int fd = dup(s->layersfd);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	if (d == NULL) {
-		int e = errno;
-		if (fd >= 0)
-			close(fd);
-		return lam__error_errno(e, "reading %s/layers", s->path);
-	}
-	rewinddir(d);
+	DIR *d = lam__opendir_dup(s->layersfd);
+	if (d == NULL)
+		return lam__error_errno(errno, "reading %s/layers", s->path);
 	lam__layer_rec *recs = NULL;
 	size_t n = 0, cap = 0;
 	int rc = 0;

@@ -2,8 +2,11 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "util/internal.h"
@@ -211,4 +214,53 @@ int lam__fd_path(char *out, size_t size, int dirfd, const char *name)
 	if (n < 0 || (size_t)n >= size)
 		return lam__error(LAM_ENAMETOOLONG, "path too long: %s", name);
 	return 0;
+}
+
+#if defined(__x86_64__) || defined(__aarch64__)
+#define LAM_SYS_GETXATTRAT 464
+#endif
+
+struct lam__xattr_args {
+	uint64_t value;
+	uint32_t size;
+	uint32_t flags;
+};
+
+ssize_t lam__getxattr_at(int dirfd, const char *name, const char *attr,
+			 void *buf, size_t size)
+{
+#ifdef LAM_SYS_GETXATTRAT
+	static int missing;
+	if (!__atomic_load_n(&missing, __ATOMIC_RELAXED)) {
+		struct lam__xattr_args a = {(uint64_t)(uintptr_t)buf,
+					    (uint32_t)size, 0};
+		long r = syscall(LAM_SYS_GETXATTRAT, dirfd, name,
+				 AT_SYMLINK_NOFOLLOW, attr, &a, sizeof(a));
+		if (r >= 0 || errno != ENOSYS)
+			return (ssize_t)r;
+		__atomic_store_n(&missing, 1, __ATOMIC_RELAXED);
+	}
+#endif
+	char path[PATH_MAX + 64];
+	if (lam__fd_path(path, sizeof(path), dirfd, name) < 0) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return lgetxattr(path, attr, buf, size);
+}
+
+DIR *lam__opendir_dup(int fd)
+{
+	int d = dup(fd);
+	if (d < 0)
+		return NULL;
+	DIR *dir = fdopendir(d);
+	if (dir == NULL) {
+		int e = errno;
+		close(d);
+		errno = e;
+		return NULL;
+	}
+	rewinddir(dir);
+	return dir;
 }

@@ -7,6 +7,7 @@
 #ifndef LAM_UTIL_INTERNAL_H
 #define LAM_UTIL_INTERNAL_H
 
+#include <dirent.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -115,9 +116,18 @@ void lam__rmtree_quiet(int dirfd, const char *name);
 int lam__fsync_dir_at(int dirfd, const char *name);
 int lam__mkdir_p_at(int dirfd, const char *path, mode_t mode);
 void lam__close(int *fd);
+/* A DIR stream over a duplicate of fd, rewound (a duplicate shares the
+ * original's position); NULL with errno on failure. Close with closedir. */
+DIR *lam__opendir_dup(int fd);
 /* "/proc/self/fd/N/name" for path-only calls (l*xattr) that have no *at()
  * form; never follows the last component when used with l* calls. */
 int lam__fd_path(char *out, size_t size, int dirfd, const char *name);
+/* getxattr of dirfd/name without following a final symlink: the
+ * getxattrat() system call where the kernel has it (6.13), else the
+ * /proc/self/fd path, which costs a magic-link walk. Returns the value's
+ * length or -1 with errno. */
+ssize_t lam__getxattr_at(int dirfd, const char *name, const char *attr,
+			 void *buf, size_t size);
 
 /* Compare two relative paths so that a directory's descendants sort right
  * after it: '/' sorts before every other byte. */

@@ -10,6 +10,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "kv/internal.h"
 #include "view/internal.h"
 
 int lam__view_switch(lam_view *v, lam_layer *base);
@@ -44,6 +45,13 @@ static int commit_file(void *ctx, int dirfd, const char *name, int fd,
 	return rc;
 }
 
+/* The key/value delta goes into the same staged layer folder, and its
+ * digest into the layer's diff digest: one layer, both namespaces. */
+static int commit_kv(void *ctx, int layerfd, lam__digest *extra, bool *has)
+{
+	return lam__kv_stage(ctx, layerfd, extra, has);
+}
+
 int lam_view_commit(lam_view *view, lam_layer **out,
 		    const lam_commit_options *options)
 {
@@ -61,12 +69,15 @@ int lam_view_commit(lam_view *view, lam_layer **out,
 	lam__view_upper_name(upper, view->gen);
 	snprintf(src, sizeof(src), "%s/views/%s/%s", view->store->path,
 		 view->id, upper);
-	lam__import_hooks hooks = {.file = commit_file, .ctx = view};
+	lam__import_hooks hooks = {
+		.file = commit_file, .stage = commit_kv, .ctx = view};
 	lam_layer *layer = NULL;
 	rc = lam__layer_import(&layer, view->store, src, view->base, &hooks);
 	if (rc < 0)
 		return lam__error_prefix(rc, "committing view %s", view->id);
 	rc = lam__view_switch(view, layer);
+	if (rc == 0)
+		rc = lam__kv_committed(view);
 	if (rc == 0 && out != NULL)
 		*out = layer;
 	else
@@ -180,12 +191,14 @@ static int diff_merged(lam__merged *a, lam__merged *b, changes *out)
 					  y.path_len);
 		if (c < 0) {
 			/* Deleted: report a folder once, not its contents. */
-			if (!(gone && under(gone, gone_len, &x)))
+			bool inside = gone && under(gone, gone_len, &x);
+			if (!inside) {
 				rc = add_change(out, x.path, x.path_len,
 						LAM_CHANGE_DELETED);
-			if (S_ISDIR(x.mode)) {
-				gone = x.path;
-				gone_len = x.path_len;
+				if (S_ISDIR(x.mode)) {
+					gone = x.path;
+					gone_len = x.path_len;
+				}
 			}
 			i++;
 		} else if (c > 0) {
@@ -226,6 +239,41 @@ int lam_layer_diff(lam_layer *from, lam_layer *to, lam_change_cb cb,
 	lam__merged_free(&a);
 	lam__merged_free(&b);
 	return rc;
+}
+
+/* A whole file of the upper against a lower entry: same bytes? (Costs a
+ * read of the file, which the change wrote anyway.) */
+static bool same_content(int fd, const lam__entry *e, uint64_t size)
+{
+	if (fd < 0 || size != e->size)
+		return false;
+	if (size == 0)
+		return true;
+	if (!(e->flags & LAM__E_OBJECT))
+		return false;
+	lam__hasher h;
+	lam__hasher_init(&h);
+	char buf[65536];
+	ssize_t n;
+	uint64_t off = 0;
+	while ((n = pread(fd, buf, sizeof(buf), (off_t)off)) > 0) {
+		lam__hasher_update(&h, buf, (size_t)n);
+		off += (uint64_t)n;
+	}
+	lam__digest d;
+	lam__hasher_digest(&h, &d);
+	return n == 0 && off == size && memcmp(&d, &e->obj.digest, 16) == 0;
+}
+
+static bool same_view_xattrs(lam_view *v, lam__vpath *vp, const lam__entry *e)
+{
+	lam__buf b = {0};
+	bool same = lam__view_xattr_blob(v, vp, &b) == 0 &&
+		    b.len == e->xattrs_len &&
+		    (b.len == 0 || memcmp(b.data, e->xattrs, b.len) == 0);
+	lam__buf_free(&b);
+	lam__error_reset();
+	return same;
 }
 
 /* The view's changes: a walk of its upper, against the lower chain. */
@@ -294,17 +342,21 @@ static int diff_upper(lam_view *v, lam__vpath *vp, changes *out)
 				lam__partial *p = NULL;
 				if (f >= 0)
 					lam__partial_load(v, f, &p);
-				if (p == NULL ||
+				if (p != NULL &&
 				    !lam__partial_untouched(v, p, us.size))
+					kind = LAM_CHANGE_MODIFIED;
+				else if (p == NULL &&
+					 !same_content(f, &e, us.size))
 					kind = LAM_CHANGE_MODIFIED;
 				lam__partial_free(p);
 				if (f >= 0)
 					close(f);
 			}
-			if (!kind && (us.mode != ls.mode || us.uid != ls.uid ||
-				      us.gid != ls.gid ||
-				      us.mtime_sec != ls.mtime_sec ||
-				      us.mtime_nsec != ls.mtime_nsec))
+			if (!kind &&
+			    (us.mode != ls.mode || us.uid != ls.uid ||
+			     us.gid != ls.gid || us.mtime_sec != ls.mtime_sec ||
+			     us.mtime_nsec != ls.mtime_nsec ||
+			     !same_view_xattrs(v, vp, &e)))
 				kind = LAM_CHANGE_METADATA;
 			if (rc == 0 && kind)
 				rc = add_change(out, vp->p, vp->len,
@@ -378,14 +430,9 @@ int lam_view_diff(lam_view *view, lam_change_cb cb, void *userdata)
 
 static int complete_tree(lam_view *v, int dirfd)
 {
-	int fd = dup(dirfd);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	if (d == NULL) {
-		if (fd >= 0)
-			close(fd);
+	DIR *d = lam__opendir_dup(dirfd);
+	if (d == NULL)
 		return lam__view_posix(errno, "reading the upper");
-	}
-	rewinddir(d);
 	int rc = 0;
 	struct dirent *de;
 	while (rc == 0 && (de = readdir(d)) != NULL) {

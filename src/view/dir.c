@@ -181,10 +181,12 @@ int lam_view_dir_iter_new(lam_view_dir_iter **out, lam_view *view,
 {
 	lam__error_reset();
 	if (out == NULL)
-		return lam__error(LAM_EINVAL, "lam_view_dir_iter_new: NULL out");
+		return lam__error(LAM_EINVAL,
+				  "lam_view_dir_iter_new: NULL out");
 	*out = NULL;
 	if (view == NULL)
-		return lam__error(LAM_EINVAL, "lam_view_dir_iter_new: NULL view");
+		return lam__error(LAM_EINVAL,
+				  "lam_view_dir_iter_new: NULL view");
 	lam__vpath *vp = lam__malloc(sizeof(*vp));
 	lam_view_dir_iter *it = lam__calloc(1, sizeof(*it));
 	int rc = vp && it ? 0 : lam__error(LAM_ENOMEM, "out of memory");

@@ -12,7 +12,7 @@
 
 struct lam_view_file {
 	lam_view *view;
-	int fd;		    /* upper file, content object, or -1 (empty) */
+	int fd; /* upper file, content object, or -1 (empty) */
 	bool upper;
 	bool readable;
 	bool writable;
@@ -23,8 +23,8 @@ struct lam_view_file {
 	lam_stat lower_stat; /* for a file read from the lower */
 };
 
-#define ALLOWED_FLAGS                                                          \
-	(O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC | O_APPEND | O_NOFOLLOW |      \
+#define ALLOWED_FLAGS                                                     \
+	(O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC | O_APPEND | O_NOFOLLOW | \
 	 O_DIRECTORY | O_CLOEXEC | O_NOCTTY | O_LARGEFILE | O_NONBLOCK)
 
 static int make_file(lam_view *v, lam__vpath *vp, uint32_t mode, int *fd_out)
@@ -65,7 +65,8 @@ static int open_existing(lam_view_file *f, lam__vpath *vp, int flags)
 	lam__vlevel *l = lam__vlast(vp);
 	if (S_ISDIR(l->mode)) {
 		if (f->writable)
-			return lam__view_posix(EISDIR, "%s: is a folder", vp->p);
+			return lam__view_posix(EISDIR, "%s: is a folder",
+					       vp->p);
 		f->dir = true;
 		return 0;
 	}
@@ -109,7 +110,8 @@ int lam_view_file_open(lam_view_file **out, lam_view *view, const char *path,
 		return lam__error(LAM_EINVAL, "lam_view_file_open: NULL out");
 	*out = NULL;
 	if (view == NULL || path == NULL)
-		return lam__error(LAM_EINVAL, "lam_view_file_open: NULL argument");
+		return lam__error(LAM_EINVAL,
+				  "lam_view_file_open: NULL argument");
 	if ((flags & ~ALLOWED_FLAGS) || (flags & O_ACCMODE) == O_ACCMODE)
 		return lam__view_posix(EINVAL, "%s: unsupported open flags",
 				       path);
@@ -278,16 +280,15 @@ int lam_view_file_truncate(lam_view_file *f, uint64_t size)
 		return lam__view_posix(EBADF, "file not open for writing");
 	if (size > (uint64_t)INT64_MAX)
 		return lam__view_posix(EFBIG, "size too large");
-	/* Growth makes a hole: nothing is allocated, nothing to check. */
-	if (f->partial) {
-		int rc = lam__partial_truncate(f->view, f->partial, size);
-		if (rc < 0)
-			return rc;
-	}
+	/* Growth makes a hole: nothing is allocated, nothing to check. The
+	 * size changes first: killed before the chunk map follows, the map
+	 * is clamped to the size when loaded again. */
 	uint64_t before = lam__quota_alloc(f->fd);
 	if (ftruncate(f->fd, (off_t)size) < 0)
 		return lam__view_posix(errno, "truncating");
 	lam__quota_blocks(f->view, before, lam__quota_alloc(f->fd));
+	if (f->partial)
+		return lam__partial_truncate(f->view, f->partial, size);
 	return 0;
 }
 

@@ -34,13 +34,18 @@ struct lam_view {
 	char id[37];
 	bool readonly;
 	bool stored;
-	lam_layer *base;      /* NULL for a view over nothing */
-	lam__chain *chain;    /* merged lookup table of base's chain, or NULL */
-	int viewfd;	      /* views/<uuid>, or -1 */
-	int upperfd;	      /* views/<uuid>/upper-<gen>, or -1 */
+	lam_layer *base;   /* NULL for a view over nothing */
+	lam__chain *chain; /* merged lookup table of base's chain, or NULL */
+	int viewfd;	   /* views/<uuid>, or -1 */
+	int upperfd;	   /* views/<uuid>/upper-<gen>, or -1 */
 	unsigned int gen;
 	struct lam__kv_view *kv; /* key/value state, created on first use */
 	lam__vquota quota;
+	bool chain_stale; /* base changed: build chain on first need */
+	/* The upper root's state, read once: lookups start there. */
+	bool root_known;
+	uint32_t root_mode;
+	bool root_opaque;
 };
 
 /* Quotas: every function is free when the view has no limits. */
@@ -58,17 +63,15 @@ void lam__quota_dirty(lam_view *v);
 /* The view's folder name for its current upper. */
 void lam__view_upper_name(char out[32], unsigned int gen);
 
-#endif
-
 /* Resolution of a view path: one level per component, the root first. */
 typedef struct lam__vlevel {
-	uint32_t len;	/* length of the view path up to this level */
-	int64_t lower;	/* merged chain index of the lower entry, or -1 */
-	uint32_t mode;	/* type and permissions visible here, 0 = nothing */
-	bool upper;	/* a real (non-whiteout) upper entry exists */
-	bool whiteout;	/* the upper holds a whiteout here */
-	bool opaque;	/* the upper folder here is opaque */
-	bool lower_ok;	/* lower entries may show below this folder */
+	uint32_t len;  /* length of the view path up to this level */
+	int64_t lower; /* merged chain index of the lower entry, or -1 */
+	uint32_t mode; /* type and permissions visible here, 0 = nothing */
+	bool upper;    /* a real (non-whiteout) upper entry exists */
+	bool whiteout; /* the upper holds a whiteout here */
+	bool opaque;   /* the upper folder here is opaque */
+	bool lower_ok; /* lower entries may show below this folder */
 } lam__vlevel;
 
 #define LAM__VIEW_MAX_DEPTH 2048
@@ -117,12 +120,12 @@ int lam__view_workfd(lam_view *v);
 /* Partially copied-up files. */
 typedef struct lam__partial {
 	char id[37];
-	lam__objid obj;	  /* the lower content */
-	uint64_t valid;	  /* bytes below this may come from the object */
+	lam__objid obj; /* the lower content */
+	uint64_t valid; /* bytes below this may come from the object */
 	uint64_t nchunks;
-	uint8_t *bits;	  /* chunk present in the upper */
-	int objfd;	  /* opened lazily */
-	int mapfd;	  /* partial/<id>, for updates */
+	uint8_t *bits; /* chunk present in the upper */
+	int objfd;     /* opened lazily */
+	int mapfd;     /* partial/<id>, for updates */
 } lam__partial;
 
 #define LAM__CHUNK (64u * 1024u)
@@ -132,11 +135,13 @@ int lam__partial_load(lam_view *v, int fd, lam__partial **out);
 int lam__partial_create(lam_view *v, int fd, const lam__objid *obj,
 			uint64_t size);
 void lam__partial_free(lam__partial *p);
-int lam__partial_read(lam_view *v, lam__partial *p, int fd, void *buf,
-		      size_t n, uint64_t off, size_t *got);
+int lam__partial_read(lam_view *v, lam__partial *p, int fd, void *buf, size_t n,
+		      uint64_t off, size_t *got);
 /* Make chunks touched by [off, off+n) present before a write. */
 int lam__partial_prepare_write(lam_view *v, lam__partial *p, int fd,
 			       uint64_t off, uint64_t n);
+/* After a write of [off, off+n) landed: its chunks now live in the upper. */
+int lam__partial_mark(lam__partial *p, uint64_t off, uint64_t n);
 int lam__partial_truncate(lam_view *v, lam__partial *p, uint64_t size);
 /* Fill every missing chunk and drop the partial state: a plain file. */
 int lam__partial_complete(lam_view *v, lam__partial *p, int fd);
@@ -149,6 +154,11 @@ int lam__partial_forget(lam_view *v, int fd);
 int lam__view_stat_level(lam_view *v, lam__vpath *vp, lam_stat *out);
 uint64_t lam__view_lower_ino(const lam__chain *c, size_t i);
 void lam__view_fill_lower(lam_view *v, size_t idx, lam_stat *o);
+/* Build the merged chain of the base if it is not built yet. */
+int lam__view_need_chain(lam_view *v);
+int lam__view_xattr_blob(lam_view *v, lam__vpath *vp, lam__buf *out);
 /* Fill level d of vp from the path already in vp->p (for walks that
  * descend by hand). */
 void lam__view_look_up(lam_view *v, lam__vpath *vp, uint32_t d);
+
+#endif

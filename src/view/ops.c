@@ -70,6 +70,38 @@ static void fill_from_stat(lam_stat *o, const struct stat *st)
 
 void lam__view_fill_lower(lam_view *v, size_t idx, lam_stat *o);
 
+/* The links of a lower hard-link group that the view still shows: a
+ * member deleted or replaced in the upper no longer counts (the kernel
+ * keeps reporting the lower inode's count; docs/views.md). */
+static uint32_t visible_links(lam_view *v, size_t idx)
+{
+	size_t first, count;
+	lam__chain_link_members(v->chain, idx, &first, &count);
+	lam__vpath *mp = lam__malloc(sizeof(*mp));
+	if (mp == NULL)
+		return (uint32_t)count;
+	uint32_t n = 0;
+	lam__error_saved saved;
+	lam__error_save(&saved);
+	for (size_t k = 0; k < count; k++) {
+		uint32_t m = v->chain->links[first + k];
+		lam__entry e;
+		lam__chain_entry(v->chain, m, &e);
+		char path[4096];
+		if (e.path_len >= sizeof(path))
+			continue;
+		memcpy(path, e.path, e.path_len);
+		path[e.path_len] = '\0';
+		if (lam__view_resolve(v, path, 0, mp) == 0 &&
+		    lam__vlast(mp)->lower == (int64_t)m &&
+		    !lam__vlast(mp)->upper && !lam__vlast(mp)->whiteout)
+			n++;
+	}
+	lam__error_restore(&saved);
+	lam__free(mp);
+	return n ? n : 1;
+}
+
 void lam__view_fill_lower(lam_view *v, size_t idx, lam_stat *o)
 {
 	lam__entry e;
@@ -86,9 +118,7 @@ void lam__view_fill_lower(lam_view *v, size_t idx, lam_stat *o)
 	if (S_ISDIR(e.mode)) {
 		o->nlink = 2;
 	} else if (e.link_group != 0) {
-		size_t first, count;
-		lam__chain_link_members(v->chain, idx, &first, &count);
-		o->nlink = (uint32_t)count;
+		o->nlink = visible_links(v, idx);
 	} else {
 		o->nlink = 1;
 	}
@@ -162,8 +192,8 @@ static int publish_staged(lam_view *v, int workfd, const char *tmp,
 		if (lam__fd_path(p, sizeof(p), workfd, tmp) == 0 &&
 		    lsetxattr(p, x, "y", 1, 0) < 0)
 			return lam__view_posix(errno, "marking %s", vp->p);
-		if (renameat2(workfd, tmp, v->upperfd, vp->p,
-			      RENAME_EXCHANGE) < 0)
+		if (renameat2(workfd, tmp, v->upperfd, vp->p, RENAME_EXCHANGE) <
+		    0)
 			return lam__view_posix(errno, "creating %s", vp->p);
 		unlinkat(workfd, tmp, 0);
 		return 0;
@@ -177,8 +207,8 @@ typedef int (*make_fn)(int dirfd, const char *name, void *arg);
 
 static int make_link(int dirfd, const char *name, void *arg);
 static const make_fn make_link_fn = make_link;
-static int create_entry_in(lam_view *v, lam__vpath *vp, bool dir,
-			   make_fn make, void *arg);
+static int create_entry_in(lam_view *v, lam__vpath *vp, bool dir, make_fn make,
+			   void *arg);
 
 /* Create an entry with make(): in place when nothing is there, or staged
  * in work/ and swapped in over a whiteout. */
@@ -198,8 +228,8 @@ static int create_entry(lam_view *v, lam__vpath *vp, bool dir, make_fn make,
 	return rc;
 }
 
-static int create_entry_in(lam_view *v, lam__vpath *vp, bool dir,
-			   make_fn make, void *arg)
+static int create_entry_in(lam_view *v, lam__vpath *vp, bool dir, make_fn make,
+			   void *arg)
 {
 	if (!lam__vlast(vp)->whiteout) {
 		int r = make(v->upperfd, vp->p, arg);
@@ -271,12 +301,20 @@ int lam_view_mknod(lam_view *view, const char *path, uint32_t mode,
 		return lam__view_posix(EINVAL, "%s: mknod of this type",
 				       path ? path : "");
 	}
+
 	lam__vpath *vp;
 	int rc = begin(view, path, 0, &vp);
 	if (rc < 0)
 		return rc;
 	node_arg a = {type | (mode & 07777), rdev};
 	rc = prep_create(view, vp, path);
+	/* A 0/0 character device is a whiteout to overlayfs: refused, as
+	 * the kernel refuses it (after EEXIST, as the kernel orders it). */
+	if (rc == 0 && type == S_IFCHR && rdev == 0)
+		rc = lam__view_posix(EPERM,
+				     "%s: a 0/0 character device is "
+				     "a whiteout",
+				     path);
 	if (rc == 0)
 		rc = create_entry(view, vp, false, make_node, &a);
 	lam__free(vp);
@@ -380,8 +418,8 @@ int lam_view_readlink(char **out, lam_view *view, const char *path)
 		} else {
 			lam__entry e;
 			lam__chain_entry(view->chain, (size_t)l->lower, &e);
-			size_t n = e.target_len < PATH_MAX ? e.target_len
-							   : PATH_MAX;
+			size_t n = e.target_len < PATH_MAX ? e.target_len :
+							     PATH_MAX;
 			memcpy(buf, e.target, n);
 			buf[n] = '\0';
 		}
@@ -401,9 +439,9 @@ static int remove_entry(lam_view *v, lam__vpath *vp)
 	bool need_whiteout = l->lower >= 0;
 	int rc = 0;
 	if (!l->upper)
-		return need_whiteout
-			       ? lam__view_make_whiteout(v, v->upperfd, vp->p)
-			       : 0;
+		return need_whiteout ?
+			       lam__view_make_whiteout(v, v->upperfd, vp->p) :
+			       0;
 	if (need_whiteout) {
 		/* The whiteout replaces the entry: check before removing. */
 		rc = lam__quota_inodes(v, 0);
@@ -418,9 +456,8 @@ static int remove_entry(lam_view *v, lam__vpath *vp)
 		    st.st_nlink == 1) {
 			lam__quota_add_inodes(v, -1);
 			if (S_ISREG(st.st_mode))
-				lam__quota_blocks(v, (uint64_t)st.st_blocks *
-							     512,
-						  0);
+				lam__quota_blocks(
+					v, (uint64_t)st.st_blocks * 512, 0);
 		}
 	}
 	if (S_ISREG(l->mode)) {
@@ -505,8 +542,9 @@ int lam_view_rmdir(lam_view *view, const char *path)
 /* Apply a metadata change to the copied-up entry at the last level. */
 typedef int (*meta_fn)(lam_view *v, const char *upath, void *arg);
 
-static int change_meta(lam_view *v, const char *path, unsigned int rflags,
-		       meta_fn fn, void *arg)
+static int change_meta_checked(lam_view *v, const char *path,
+			       unsigned int rflags, meta_fn fn, void *arg,
+			       const char *user_xattr)
 {
 	lam__vpath *vp;
 	int rc = begin(v, path, rflags, &vp);
@@ -515,12 +553,25 @@ static int change_meta(lam_view *v, const char *path, unsigned int rflags,
 	rc = lam__view_writable(v);
 	if (rc == 0)
 		rc = need_entry(vp, path);
+	/* user.* attributes exist only on files and folders (xattr(7)). */
+	if (rc == 0 && user_xattr != NULL &&
+	    strncmp(user_xattr, "user.", 5) == 0 &&
+	    !S_ISREG(lam__vlast(vp)->mode) && !S_ISDIR(lam__vlast(vp)->mode))
+		rc = lam__view_posix(EPERM, "%s: no user xattrs here", path);
 	if (rc == 0)
 		rc = lam__view_copy_up(v, vp, true);
 	if (rc == 0)
 		rc = fn(v, vp->len ? vp->p : ".", arg);
+	if (vp->len == 0)
+		v->root_known = false;
 	lam__free(vp);
 	return rc;
+}
+
+static int change_meta(lam_view *v, const char *path, unsigned int rflags,
+		       meta_fn fn, void *arg)
+{
+	return change_meta_checked(v, path, rflags, fn, arg, NULL);
 }
 
 static int do_chmod(lam_view *v, const char *p, void *arg)
@@ -543,8 +594,8 @@ static int do_chown(lam_view *v, const char *p, void *arg)
 	return 0;
 }
 
-int lam_view_chown(lam_view *view, const char *path, uint32_t uid,
-		   uint32_t gid, unsigned int flags)
+int lam_view_chown(lam_view *view, const char *path, uint32_t uid, uint32_t gid,
+		   unsigned int flags)
 {
 	uint32_t ids[2] = {uid, gid};
 	return change_meta(view, path, (flags & LAM_NOFOLLOW) ? 0 : LAM__FOLLOW,
@@ -557,17 +608,17 @@ static int do_utimens(lam_view *v, const char *p, void *arg)
 	struct timespec ts[2];
 	for (int i = 0; i < 2; i++) {
 		ts[i].tv_sec = (time_t)t[i].sec;
-		ts[i].tv_nsec = t[i].nsec == LAM_TIME_NOW    ? UTIME_NOW
-				: t[i].nsec == LAM_TIME_OMIT ? UTIME_OMIT
-							     : (long)t[i].nsec;
+		ts[i].tv_nsec = t[i].nsec == LAM_TIME_NOW  ? UTIME_NOW :
+				t[i].nsec == LAM_TIME_OMIT ? UTIME_OMIT :
+							     (long)t[i].nsec;
 	}
 	if (utimensat(v->upperfd, p, ts, AT_SYMLINK_NOFOLLOW) < 0)
 		return lam__view_posix(errno, "utimens %s", p);
 	return 0;
 }
 
-int lam_view_utimens(lam_view *view, const char *path,
-		     const lam_time times[2], unsigned int flags)
+int lam_view_utimens(lam_view *view, const char *path, const lam_time times[2],
+		     unsigned int flags)
 {
 	lam_time now[2] = {{0, LAM_TIME_NOW}, {0, LAM_TIME_NOW}};
 	return change_meta(view, path, (flags & LAM_NOFOLLOW) ? 0 : LAM__FOLLOW,
@@ -620,13 +671,17 @@ int lam_view_setxattr(lam_view *view, const char *path, const char *name,
 	int xf = ((flags & LAM_XATTR_CREATE) ? XATTR_CREATE : 0) |
 		 ((flags & LAM_XATTR_REPLACE) ? XATTR_REPLACE : 0);
 	xattr_arg a = {name, value, size, xf};
-	return change_meta(view, path,
-			   (flags & LAM_NOFOLLOW) ? 0 : LAM__FOLLOW,
-			   do_setxattr, &a);
+	return change_meta_checked(view, path,
+				   (flags & LAM_NOFOLLOW) ? 0 : LAM__FOLLOW,
+				   do_setxattr, &a, name);
 }
 
 /* Read the visible entry's xattrs as a sorted blob (the index's form). */
-static int xattr_blob(lam_view *v, lam__vpath *vp, lam__buf *out)
+static int cstr_cmp(const void *a, const void *b);
+
+/* The visible entry's xattrs as a blob sorted by name, the index's form,
+ * so that blobs compare equal when the xattrs are. */
+int lam__view_xattr_blob(lam_view *v, lam__vpath *vp, lam__buf *out)
 {
 	lam__vlevel *l = lam__vlast(vp);
 	if (!l->upper) {
@@ -635,32 +690,41 @@ static int xattr_blob(lam_view *v, lam__vpath *vp, lam__buf *out)
 		return lam__buf_add(out, e.xattrs, e.xattrs_len);
 	}
 	char lp[PATH_MAX + 64], names[65536];
-	int rc = lam__fd_path(lp, sizeof(lp), v->upperfd,
-			      vp->len ? vp->p : ".");
+	int rc =
+		lam__fd_path(lp, sizeof(lp), v->upperfd, vp->len ? vp->p : ".");
 	if (rc < 0)
 		return rc;
 	ssize_t len = llistxattr(lp, names, sizeof(names));
 	if (len < 0)
-		return errno == ENOTSUP ? 0
-					: lam__view_posix(errno, "listxattr");
+		return errno == ENOTSUP ? 0 :
+					  lam__view_posix(errno, "listxattr");
 	char *val = lam__malloc(65536);
-	if (val == NULL)
+	const char **sorted =
+		lam__malloc(((size_t)len / 2 + 1) * sizeof(*sorted));
+	if (val == NULL || sorted == NULL) {
+		lam__free(val);
+		lam__free(sorted);
 		return lam__error(LAM_ENOMEM, "out of memory");
-	for (ssize_t i = 0; i < len && rc == 0;
-	     i += (ssize_t)strlen(names + i) + 1) {
-		if (lam__view_private_xattr(names + i))
-			continue;
-		ssize_t vl = lgetxattr(lp, names + i, val, 65536);
+	}
+	size_t n = 0;
+	for (ssize_t i = 0; i < len; i += (ssize_t)strlen(names + i) + 1)
+		if (!lam__view_private_xattr(names + i))
+			sorted[n++] = names + i;
+	if (n > 1)
+		qsort(sorted, n, sizeof(*sorted), cstr_cmp);
+	for (size_t k = 0; k < n && rc == 0; k++) {
+		ssize_t vl = lgetxattr(lp, sorted[k], val, 65536);
 		if (vl < 0)
 			continue;
-		uint32_t hdr[2] = {(uint32_t)strlen(names + i), (uint32_t)vl};
+		uint32_t hdr[2] = {(uint32_t)strlen(sorted[k]), (uint32_t)vl};
 		rc = lam__buf_add(out, hdr, sizeof(hdr));
 		if (rc == 0)
-			rc = lam__buf_add(out, names + i, hdr[0]);
+			rc = lam__buf_add(out, sorted[k], hdr[0]);
 		if (rc == 0)
 			rc = lam__buf_add(out, val, (size_t)vl);
 	}
 	lam__free(val);
+	lam__free(sorted);
 	return rc;
 }
 
@@ -680,7 +744,7 @@ int lam_view_getxattr(lam_view *view, const char *path, const char *name,
 	if (rc == 0 && name == NULL)
 		rc = lam__error(LAM_EINVAL, "NULL xattr name");
 	if (rc == 0)
-		rc = xattr_blob(view, vp, &blob);
+		rc = lam__view_xattr_blob(view, vp, &blob);
 	if (rc == 0) {
 		uint32_t off = 0;
 		lam__xattr x;
@@ -694,8 +758,9 @@ int lam_view_getxattr(lam_view *view, const char *path, const char *name,
 			if (needed)
 				*needed = x.value_len;
 			if (buf != NULL && size < x.value_len)
-				rc = lam__view_posix(ERANGE, "xattr %s: %u "
-							     "bytes needed",
+				rc = lam__view_posix(ERANGE,
+						     "xattr %s: %u "
+						     "bytes needed",
 						     name, x.value_len);
 			else if (buf != NULL)
 				memcpy(buf, x.value, x.value_len);
@@ -732,7 +797,7 @@ int lam_view_listxattr(char **out, size_t *len, lam_view *view,
 		rc = need_entry(vp, path);
 	lam__buf blob = {0}, list = {0};
 	if (rc == 0)
-		rc = xattr_blob(view, vp, &blob);
+		rc = lam__view_xattr_blob(view, vp, &blob);
 	char **names = NULL;
 	size_t n = 0;
 	uint32_t off = 0;
@@ -776,14 +841,22 @@ int lam_view_removexattr(lam_view *view, const char *path, const char *name,
 	int rc = check_xattr_name(name);
 	if (rc < 0)
 		return rc;
-	/* Absent is ENODATA, checked before anything is copied up. */
+	/* A symlink holds no user.* attribute: EPERM, as the kernel says,
+	 * before absence (ENODATA), before anything is copied up. */
+	lam_stat st;
+	rc = (flags & LAM_NOFOLLOW) ? lam_view_lstat(view, path, &st) :
+				      lam_view_stat(view, path, &st);
+	if (rc < 0)
+		return rc;
+	if (strncmp(name, "user.", 5) == 0 && !S_ISREG(st.mode) &&
+	    !S_ISDIR(st.mode))
+		return lam__view_posix(EPERM, "%s: no user xattrs here", path);
 	size_t needed;
 	rc = lam_view_getxattr(view, path, name, NULL, 0, &needed, flags);
 	if (rc < 0)
 		return rc;
 	xattr_arg a = {name, NULL, 0, 0};
-	return change_meta(view, path,
-			   (flags & LAM_NOFOLLOW) ? 0 : LAM__FOLLOW,
+	return change_meta(view, path, (flags & LAM_NOFOLLOW) ? 0 : LAM__FOLLOW,
 			   do_removexattr, &a);
 }
 

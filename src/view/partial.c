@@ -23,13 +23,13 @@
 #include "view/internal.h"
 
 #define MAGIC "LAMPART1"
-#define HDR 48
+#define HDR   48
 
 static void priv_name(const lam_view *v, char out[64])
 {
 	bool trusted = strncmp(v->store->overlay_xattr, "trusted.", 8) == 0;
-	snprintf(out, 64, "%s", trusted ? "trusted.lamina.partial"
-					: "user.lamina.partial");
+	snprintf(out, 64, "%s",
+		 trusted ? "trusted.lamina.partial" : "user.lamina.partial");
 }
 
 void lam__partial_free(lam__partial *p)
@@ -51,7 +51,8 @@ static int write_header(lam__partial *p)
 	memcpy(h + 24, p->obj.digest.b, 16);
 	memcpy(h + 40, &p->obj.variant, 4);
 	if (pwrite(p->mapfd, h, HDR, 0) != HDR)
-		return lam__view_posix(errno ? errno : EIO, "writing chunk map");
+		return lam__view_posix(errno ? errno : EIO,
+				       "writing chunk map");
 	return 0;
 }
 
@@ -65,8 +66,8 @@ int lam__partial_create(lam_view *v, int fd, const lam__objid *obj,
 	p.nchunks = (size + LAM__CHUNK - 1) / LAM__CHUNK;
 	char name[64];
 	snprintf(name, sizeof(name), "partial/%s", p.id);
-	p.mapfd = openat(v->viewfd, name,
-			 O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	p.mapfd = openat(v->viewfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+			 0600);
 	if (p.mapfd < 0)
 		return lam__view_posix(errno, "creating chunk map");
 	int rc = write_header(&p);
@@ -122,6 +123,12 @@ int lam__partial_load(lam_view *v, int fd, lam__partial **out)
 			rc = lam__error(LAM_ECORRUPT, "view %s: chunk map %s",
 					v->id, id);
 	}
+	struct stat st;
+	if (rc == 0 && fstat(fd, &st) == 0 && (uint64_t)st.st_size < p->valid) {
+		/* Cut, but killed before the map said so. */
+		p->valid = (uint64_t)st.st_size;
+		rc = write_header(p);
+	}
 	if (rc == 0 &&
 	    (p->bits = lam__malloc(p->nchunks ? p->nchunks : 1)) == NULL)
 		rc = lam__error(LAM_ENOMEM, "out of memory");
@@ -151,8 +158,8 @@ static bool present(const lam__partial *p, uint64_t chunk)
 	       chunk * LAM__CHUNK >= p->valid;
 }
 
-int lam__partial_read(lam_view *v, lam__partial *p, int fd, void *buf,
-		      size_t n, uint64_t off, size_t *got)
+int lam__partial_read(lam_view *v, lam__partial *p, int fd, void *buf, size_t n,
+		      uint64_t off, size_t *got)
 {
 	*got = 0;
 	struct stat st;
@@ -169,8 +176,8 @@ int lam__partial_read(lam_view *v, lam__partial *p, int fd, void *buf,
 		uint64_t pos = off + done;
 		uint64_t chunk = pos / LAM__CHUNK;
 		uint64_t end = (chunk + 1) * LAM__CHUNK;
-		size_t len = (size_t)((end - pos) < n - done ? end - pos
-							     : n - done);
+		size_t len =
+			(size_t)((end - pos) < n - done ? end - pos : n - done);
 		int src = fd;
 		if (!present(p, chunk) && pos < p->valid) {
 			/* From the lower object, up to what is still valid. */
@@ -191,8 +198,16 @@ int lam__partial_read(lam_view *v, lam__partial *p, int fd, void *buf,
 	return 0;
 }
 
+static int mark_chunk(lam__partial *p, uint64_t chunk)
+{
+	p->bits[chunk] = 1;
+	if (pwrite(p->mapfd, &p->bits[chunk], 1, (off_t)(HDR + chunk)) != 1)
+		return lam__view_posix(errno, "updating a chunk map");
+	return 0;
+}
+
 static int fill_chunk(lam_view *v, lam__partial *p, int fd, uint64_t chunk,
-		      uint64_t skip_from, uint64_t skip_to)
+		      uint64_t skip_from, uint64_t skip_to, bool mark)
 {
 	uint64_t start = chunk * LAM__CHUNK;
 	uint64_t end = start + LAM__CHUNK;
@@ -218,10 +233,7 @@ static int fill_chunk(lam_view *v, lam__partial *p, int fd, uint64_t chunk,
 			return lam__view_posix(errno, "copying up a chunk");
 	}
 	lam__crash_point();
-	p->bits[chunk] = 1;
-	if (pwrite(p->mapfd, &p->bits[chunk], 1, (off_t)(HDR + chunk)) != 1)
-		return lam__view_posix(errno, "updating a chunk map");
-	return 0;
+	return mark ? mark_chunk(p, chunk) : 0;
 }
 
 int lam__partial_prepare_write(lam_view *v, lam__partial *p, int fd,
@@ -233,10 +245,35 @@ int lam__partial_prepare_write(lam_view *v, lam__partial *p, int fd,
 	for (uint64_t c = off / LAM__CHUNK; c <= last; c++) {
 		if (present(p, c))
 			continue;
-		int rc = fill_chunk(v, p, fd, c, off, off + n);
+		/* Whole chunks come up with their old bytes, and are marked
+		 * together before the write (lam__partial_mark): killed
+		 * before the write lands, the file reads as it was; after,
+		 * as written. Skipping the bytes the write will cover would
+		 * save a copy but show holes if killed in between. */
+		int rc = fill_chunk(v, p, fd, c, 0, 0, false);
 		if (rc < 0)
 			return rc;
 	}
+	return lam__partial_mark(p, off, n);
+}
+
+int lam__partial_mark(lam__partial *p, uint64_t off, uint64_t n)
+{
+	if (n == 0)
+		return 0;
+	uint64_t first = off / LAM__CHUNK, last = (off + n - 1) / LAM__CHUNK;
+	if (first >= p->nchunks)
+		return 0;
+	if (last >= p->nchunks)
+		last = p->nchunks - 1;
+	/* One write for all the chunks a write touched: a write that spans
+	 * chunks shows whole or not at all, even when killed. */
+	for (uint64_t c = first; c <= last; c++)
+		p->bits[c] = 1;
+	size_t len = (size_t)(last - first + 1);
+	if (pwrite(p->mapfd, &p->bits[first], len, (off_t)(HDR + first)) !=
+	    (ssize_t)len)
+		return lam__view_posix(errno, "updating a chunk map");
 	return 0;
 }
 
@@ -285,7 +322,7 @@ int lam__partial_complete(lam_view *v, lam__partial *p, int fd)
 	for (uint64_t c = 0; c < p->nchunks; c++) {
 		if (present(p, c))
 			continue;
-		int rc = fill_chunk(v, p, fd, c, 0, 0);
+		int rc = fill_chunk(v, p, fd, c, 0, 0, true);
 		if (rc < 0)
 			return rc;
 	}

@@ -64,14 +64,9 @@ uint64_t lam__quota_alloc(int fd)
 /* Count the upper: distinct inodes, and allocation of regular files. */
 static void count_tree(int dirfd, lam__vquota *q, lam__objset *seen)
 {
-	int fd = dup(dirfd);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	if (d == NULL) {
-		if (fd >= 0)
-			close(fd);
+	DIR *d = lam__opendir_dup(dirfd);
+	if (d == NULL)
 		return;
-	}
-	rewinddir(d);
 	struct dirent *de;
 	while ((de = readdir(d)) != NULL) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
@@ -89,8 +84,9 @@ static void count_tree(int dirfd, lam__vquota *q, lam__objset *seen)
 			q->bytes += (uint64_t)st.st_blocks * 512;
 		if (!S_ISDIR(st.st_mode))
 			continue;
-		int sub = openat(dirfd, de->d_name,
-				 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		int sub =
+			openat(dirfd, de->d_name,
+			       O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (sub >= 0) {
 			count_tree(sub, q, seen);
 			close(sub);
@@ -162,9 +158,9 @@ static uint64_t unallocated(int fd, uint64_t off, uint64_t n)
 		if (hole < 0 || (uint64_t)hole >= limit)
 			break;
 		off_t data = lseek(fd, hole, SEEK_DATA);
-		uint64_t hend = data < 0 || (uint64_t)data > limit
-					? limit
-					: (uint64_t)data;
+		uint64_t hend = data < 0 || (uint64_t)data > limit ?
+					limit :
+					(uint64_t)data;
 		missing += hend - (uint64_t)hole;
 		pos = hend;
 	}
@@ -183,9 +179,9 @@ int lam__quota_write(lam_view *v, int fd, uint64_t off, uint64_t n,
 	/* In a partial file, chunks brought up from the lower fill holes
 	 * around the range too. */
 	uint64_t cs = partial ? off / LAM__CHUNK * LAM__CHUNK : off;
-	uint64_t ce = partial ? (off + n + LAM__CHUNK - 1) / LAM__CHUNK *
-					LAM__CHUNK
-			      : off + n;
+	uint64_t ce =
+		partial ? (off + n + LAM__CHUNK - 1) / LAM__CHUNK * LAM__CHUNK :
+			  off + n;
 	uint64_t need = unallocated(fd, cs, ce - cs);
 	if (v->quota.bytes + need > v->quota.limits.max_bytes)
 		return lam__view_posix(EDQUOT,
@@ -204,8 +200,9 @@ void lam__quota_blocks(lam_view *v, uint64_t before, uint64_t after)
 	if (after >= before)
 		q->bytes += after - before;
 	else
-		q->bytes = q->bytes > before - after ? q->bytes - (before - after)
-						     : 0;
+		q->bytes = q->bytes > before - after ?
+				   q->bytes - (before - after) :
+				   0;
 }
 
 int lam_view_set_quota(lam_view *view, const lam_view_quota *quota)

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "kv/internal.h"
 #include "view/internal.h"
 
 int lam__view_posix(int err, const char *fmt, ...)
@@ -48,8 +49,7 @@ typedef struct view_rec {
 static int meta_write(int viewfd, const view_rec *r)
 {
 	lam__buf b = {0};
-	int rc = lam__buf_printf(&b,
-				 "lamina-view 1\nid %s\nbase %s\ngen %u\n",
+	int rc = lam__buf_printf(&b, "lamina-view 1\nid %s\nbase %s\ngen %u\n",
 				 r->id, r->base[0] ? r->base : "-", r->gen);
 	if (rc == 0)
 		rc = lam__buf_printf(&b, "checksum %016" PRIx64 "\n",
@@ -119,15 +119,42 @@ int lam__view_workfd(lam_view *v)
 
 /* The upper root carries the base root's metadata, so that an untouched
  * root commits as it was. */
+/* The root entry of the base's chain: the topmost layer that has one.
+ * *holder keeps the entry's mapping alive. */
+static int base_root(lam_view *v, lam__entry *e, lam_layer **holder)
+{
+	*holder = NULL;
+	lam_layer *cur = lam_layer_ref(v->base);
+	while (cur != NULL) {
+		const lam__index *idx;
+		int rc = lam__layer_index(cur, &idx);
+		if (rc < 0) {
+			lam_layer_free(cur);
+			return rc;
+		}
+		int64_t i = lam__index_find(idx, "", 0);
+		if (i >= 0) {
+			lam__index_get(idx, (uint64_t)i, e);
+			*holder = cur;
+			return 0;
+		}
+		lam_layer *next;
+		rc = lam_layer_parent(&next, cur);
+		lam_layer_free(cur);
+		if (rc < 0)
+			return rc;
+		cur = next;
+	}
+	return 0;
+}
+
 static int init_upper_root(lam_view *v)
 {
-	if (v->chain == NULL)
-		return 0;
-	int64_t r = lam__chain_find(v->chain, "", 0);
-	if (r < 0)
-		return 0;
 	lam__entry e;
-	lam__chain_entry(v->chain, (size_t)r, &e);
+	lam_layer *holder;
+	int rc = base_root(v, &e, &holder);
+	if (rc < 0 || holder == NULL)
+		return rc;
 	if (geteuid() == 0)
 		(void)!fchown(v->upperfd, e.uid, e.gid);
 	fchmod(v->upperfd, e.mode & 07777);
@@ -144,6 +171,7 @@ static int init_upper_root(lam_view *v)
 	struct timespec ts[2] = {{e.mtime_sec, e.mtime_nsec},
 				 {e.mtime_sec, e.mtime_nsec}};
 	futimens(v->upperfd, ts);
+	lam_layer_free(holder);
 	return 0;
 }
 
@@ -159,19 +187,27 @@ static int open_upper(lam_view *v)
 	return 0;
 }
 
+/* The merged chain of a new base is built when a lookup first needs it,
+ * not here: a commit then costs what changed, not the image's size. */
 static int set_base(lam_view *v, lam_layer *base)
 {
-	lam__chain *c = NULL;
-	if (base != NULL) {
-		int rc = lam__chain_get(&c, base);
-		if (rc < 0)
-			return rc;
-	}
-	lam__chain_unref(v->chain);
-	lam_layer_free(v->base);
-	v->chain = c;
+	lam_layer *old = v->base;
 	v->base = base ? lam_layer_ref(base) : NULL;
+	lam_layer_free(old);
+	lam__chain_unref(v->chain);
+	v->chain = NULL;
+	v->chain_stale = base != NULL;
 	return 0;
+}
+
+int lam__view_need_chain(lam_view *v)
+{
+	if (!v->chain_stale)
+		return 0;
+	int rc = lam__chain_get(&v->chain, v->base);
+	if (rc == 0)
+		v->chain_stale = false;
+	return rc;
 }
 
 static lam_view *view_alloc(lam_store *s, unsigned int flags)
@@ -189,6 +225,7 @@ void lam_view_free(lam_view *view)
 {
 	if (view == NULL)
 		return;
+	lam__kv_view_free(view->kv);
 	lam__chain_unref(view->chain);
 	lam_layer_free(view->base);
 	lam__close(&view->viewfd);
@@ -236,10 +273,11 @@ int lam_view_create(lam_view **out, lam_store *store, lam_layer *base,
 	lam__uuid_new(v->id);
 	snprintf(tmp, sizeof(tmp), ".new-%s", v->id);
 	if (rc == 0 && mkdirat(vdir, tmp, 0700) < 0)
-		rc = lam__error_errno(errno, "creating view in %s", store->path);
+		rc = lam__error_errno(errno, "creating view in %s",
+				      store->path);
 	if (rc == 0) {
-		v->viewfd = openat(vdir, tmp,
-				   O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		v->viewfd =
+			openat(vdir, tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (v->viewfd < 0)
 			rc = lam__error_errno(errno, "opening new view");
 	}
@@ -280,14 +318,9 @@ static int find_view(lam_store *s, int vdir, const char *id, char out[37])
 	size_t len = strlen(id);
 	if (len < 4 || len > 36)
 		return lam__error(LAM_ENOTFOUND, "no view '%s'", id);
-	int fd = dup(vdir);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	if (d == NULL) {
-		if (fd >= 0)
-			close(fd);
+	DIR *d = lam__opendir_dup(vdir);
+	if (d == NULL)
 		return lam__error_errno(errno, "reading %s/views", s->path);
-	}
-	rewinddir(d);
 	size_t matches = 0;
 	struct dirent *de;
 	while ((de = readdir(d)) != NULL) {
@@ -325,14 +358,14 @@ int lam_view_open(lam_view **out, lam_store *store, const char *id,
 	if (rc == 0)
 		rc = find_view(store, vdir, id, full);
 	lam_view *v = NULL;
-	if (rc == 0 && (v = view_alloc(store, options ? options->flags : 0)) ==
-			       NULL)
+	if (rc == 0 &&
+	    (v = view_alloc(store, options ? options->flags : 0)) == NULL)
 		rc = lam__error(LAM_ENOMEM, "out of memory");
 	if (rc == 0) {
 		memcpy(v->id, full, 37);
-		v->viewfd = openat(vdir, full,
-				   O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-					   O_CLOEXEC);
+		v->viewfd =
+			openat(vdir, full,
+			       O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (v->viewfd < 0)
 			rc = lam__error_errno(errno, "opening view %s", full);
 	}
@@ -358,7 +391,7 @@ int lam_view_open(lam_view **out, lam_store *store, const char *id,
 		rc = open_upper(v);
 	if (rc == 0 && !v->readonly)
 		lam__clear_tmp_files(v->viewfd);
-	if (rc == 0) {
+	if (rc == 0 && !v->readonly) {
 		/* Uppers of earlier generations are leftovers of a commit
 		 * killed before it cleaned up. */
 		for (unsigned int g = v->gen > 3 ? v->gen - 3 : 0; g < v->gen;
@@ -394,7 +427,8 @@ int lam_view_foreach(lam_store *store, lam_view_cb cb, void *userdata)
 {
 	lam__error_reset();
 	if (store == NULL || cb == NULL)
-		return lam__error(LAM_EINVAL, "lam_view_foreach: NULL argument");
+		return lam__error(LAM_EINVAL,
+				  "lam_view_foreach: NULL argument");
 	int vdir;
 	int rc = views_dir(store, &vdir);
 	if (rc < 0)
@@ -404,7 +438,7 @@ int lam_view_foreach(lam_store *store, lam_view_cb cb, void *userdata)
 		close(vdir);
 		return lam__error_errno(errno, "reading views");
 	}
-	char (*ids)[37] = NULL;
+	char(*ids)[37] = NULL;
 	size_t n = 0, cap = 0;
 	struct dirent *de;
 	while ((de = readdir(d)) != NULL) {
@@ -412,7 +446,7 @@ int lam_view_foreach(lam_store *store, lam_view_cb cb, void *userdata)
 			continue;
 		if (n == cap) {
 			cap = cap ? cap * 2 : 16;
-			char (*p)[37] = lam__realloc(ids, cap * sizeof(*ids));
+			char(*p)[37] = lam__realloc(ids, cap * sizeof(*ids));
 			if (p == NULL) {
 				rc = lam__error(LAM_ENOMEM, "out of memory");
 				break;
@@ -451,9 +485,9 @@ int lam__view_bases(lam_store *s, char (**out)[33], size_t *n)
 	int vdir = openat(s->rootfd, "views",
 			  O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (vdir < 0)
-		return errno == ENOENT
-			       ? 0
-			       : lam__error_errno(errno, "reading views");
+		return errno == ENOENT ?
+			       0 :
+			       lam__error_errno(errno, "reading views");
 	DIR *d = fdopendir(vdir);
 	if (d == NULL) {
 		close(vdir);
@@ -478,7 +512,7 @@ int lam__view_bases(lam_store *s, char (**out)[33], size_t *n)
 		}
 		if (*n == cap) {
 			cap = cap ? cap * 2 : 16;
-			char (*p)[33] = lam__realloc(*out, cap * sizeof(**out));
+			char(*p)[33] = lam__realloc(*out, cap * sizeof(**out));
 			if (p == NULL) {
 				rc = lam__error(LAM_ENOMEM, "out of memory");
 				break;
@@ -551,6 +585,7 @@ int lam__view_switch(lam_view *v, lam_layer *base)
 	lam__crash_point();
 	lam__close(&v->upperfd);
 	lam__quota_dirty(v);
+	v->root_known = false;
 	v->gen = gen;
 	rc = set_base(v, base);
 	if (rc == 0)
@@ -570,6 +605,8 @@ int lam_view_reset(lam_view *view)
 	if (view == NULL)
 		return lam__error(LAM_EINVAL, "lam_view_reset: NULL view");
 	int rc = lam__view_writable(view);
+	if (rc == 0)
+		rc = lam__kv_reset(view);
 	if (rc == 0)
 		rc = lam__view_switch(view, view->base);
 	return rc;

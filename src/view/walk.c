@@ -19,6 +19,10 @@
 
 #include "view/internal.h"
 
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0)
+#endif
+
 #define MAX_SYMLINKS 40
 
 bool lam__view_is_whiteout(lam_view *v, int dirfd, const char *name,
@@ -30,11 +34,9 @@ bool lam__view_is_whiteout(lam_view *v, int dirfd, const char *name,
 	    (st->st_mode & 07777) != 0)
 		return false;
 	/* The xattr form, used where mknod is not allowed. */
-	char path[PATH_MAX + 64], name_x[64];
-	if (lam__fd_path(path, sizeof(path), dirfd, name) < 0)
-		return false;
+	char name_x[64];
 	lam__view_ovl(v, name_x, "whiteout");
-	return lgetxattr(path, name_x, NULL, 0) >= 0;
+	return lam__getxattr_at(dirfd, name, name_x, NULL, 0) >= 0;
 }
 
 int lam__view_make_whiteout(lam_view *v, int dirfd, const char *name)
@@ -55,18 +57,15 @@ int lam__view_make_whiteout(lam_view *v, int dirfd, const char *name)
 	lam__view_ovl(v, x, "whiteout");
 	int r = fsetxattr(fd, x, "y", 1, 0);
 	close(fd);
-	return r < 0 ? lam__view_posix(errno, "creating whiteout %s", name)
-		     : 0;
+	return r < 0 ? lam__view_posix(errno, "creating whiteout %s", name) : 0;
 }
 
 static bool is_opaque(lam_view *v, const char *path)
 {
-	char p[PATH_MAX + 64], x[64];
-	if (lam__fd_path(p, sizeof(p), v->upperfd, path) < 0)
-		return false;
+	char x[64];
 	lam__view_ovl(v, x, "opaque");
 	char val[4];
-	ssize_t n = lgetxattr(p, x, val, sizeof(val));
+	ssize_t n = lam__getxattr_at(v->upperfd, path, x, val, sizeof(val));
 	return n == 1 && val[0] == 'y';
 }
 
@@ -121,10 +120,18 @@ static void root_level(lam_view *v, lam__vpath *vp)
 	r->lower = v->chain ? lam__chain_find(v->chain, "", 0) : -1;
 	r->mode = S_IFDIR | 0755;
 	if (r->upper) {
-		struct stat st;
-		if (fstat(v->upperfd, &st) == 0)
-			r->mode = st.st_mode;
-		r->opaque = is_opaque(v, ".");
+		/* Only lamina changes the upper, and every change to the
+		 * root's metadata forgets this. */
+		if (!v->root_known) {
+			struct stat st;
+			v->root_mode = fstat(v->upperfd, &st) == 0 ?
+					       st.st_mode :
+					       (S_IFDIR | 0755);
+			v->root_opaque = is_opaque(v, ".");
+			v->root_known = true;
+		}
+		r->mode = v->root_mode;
+		r->opaque = v->root_opaque;
 	} else if (r->lower >= 0) {
 		lam__entry e;
 		lam__chain_entry(v->chain, (size_t)r->lower, &e);
@@ -160,6 +167,9 @@ int lam__view_resolve(lam_view *v, const char *path, unsigned int flags,
 {
 	if (path == NULL)
 		return lam__error(LAM_EINVAL, "NULL path");
+	int crc = lam__view_need_chain(v);
+	if (crc < 0)
+		return crc;
 	size_t plen = strlen(path);
 	if (plen >= PATH_MAX)
 		return lam__view_posix(ENAMETOOLONG, "path too long");
@@ -180,8 +190,8 @@ int lam__view_resolve(lam_view *v, const char *path, unsigned int flags,
 		pos += n;
 		bool last = rest[pos + strspn(rest + pos, "/")] == '\0';
 		if (n > NAME_MAX)
-			return lam__view_posix(ENAMETOOLONG, "name too long in %s",
-					       path);
+			return lam__view_posix(ENAMETOOLONG,
+					       "name too long in %s", path);
 		if (n == 1 && name[0] == '.')
 			continue;
 		lam__vlevel *cur = lam__vlast(vp);
@@ -221,8 +231,10 @@ int lam__view_resolve(lam_view *v, const char *path, unsigned int flags,
 		/* Replace the link by its target, then walk on. */
 		size_t tlen = strlen(target), rlen = strlen(rest + pos);
 		if (tlen + 1 + rlen + 1 > sizeof(rest))
-			return lam__view_posix(ENAMETOOLONG, "%s: link target "
-					       "too long", path);
+			return lam__view_posix(ENAMETOOLONG,
+					       "%s: link target "
+					       "too long",
+					       path);
 		memmove(rest + tlen + 1, rest + pos, rlen + 1);
 		memcpy(rest, target, tlen);
 		rest[tlen] = '/';
@@ -236,25 +248,13 @@ int lam__view_resolve(lam_view *v, const char *path, unsigned int flags,
 }
 
 /* Metadata from a lower entry onto a fresh upper entry. */
-static void apply_meta(int fd, int dirfd, const char *name,
-		       const lam__entry *e)
+static void apply_meta(int fd, int dirfd, const char *name, const lam__entry *e)
 {
-	char lpath[PATH_MAX + 64];
+	char lpath[PATH_MAX + 64] = "";
 	bool have = fd < 0 &&
 		    lam__fd_path(lpath, sizeof(lpath), dirfd, name) == 0;
-	uint32_t off = 0;
-	lam__xattr x;
-	char xn[256];
-	while (lam__xattr_next(e->xattrs, e->xattrs_len, &off, &x) == 1) {
-		if (x.name_len >= sizeof(xn))
-			continue;
-		memcpy(xn, x.name, x.name_len);
-		xn[x.name_len] = '\0';
-		if (fd >= 0)
-			fsetxattr(fd, xn, x.value, x.value_len, 0);
-		else if (have)
-			lsetxattr(lpath, xn, x.value, x.value_len, 0);
-	}
+	if (fd >= 0 || have)
+		lam__entry_set_xattrs(fd, lpath, e);
 	struct timespec ts[2] = {{e->mtime_sec, e->mtime_nsec},
 				 {e->mtime_sec, e->mtime_nsec}};
 	if (fd >= 0) {
@@ -272,41 +272,27 @@ static void apply_meta(int fd, int dirfd, const char *name,
 	utimensat(dirfd, name, ts, AT_SYMLINK_NOFOLLOW);
 }
 
-/* Copy up a lower folder (without contents) at level d. */
-static int copy_up_dir(lam_view *v, lam__vpath *vp, uint32_t d)
+/* Copy-ups are built in work/ and renamed into place, as the kernel does:
+ * a crash leaves the entry either not copied up (the lower shows) or
+ * copied up whole, never half made. */
+static int stage_copy(lam_view *v, const char *path, const lam__entry *e,
+		      int workfd, const char *tmp)
 {
-	lam__vlevel *l = &vp->lv[d];
-	char path[4096];
-	memcpy(path, vp->p, l->len);
-	path[l->len] = '\0';
-	lam__entry e;
-	lam__chain_entry(v->chain, (size_t)l->lower, &e);
-	int q = lam__quota_inodes(v, 1);
-	if (q < 0)
-		return q;
-	if (mkdirat(v->upperfd, path, 0700) < 0 && errno != EEXIST)
-		return lam__view_posix(errno, "copying up %s", path);
-	lam__quota_add_inodes(v, 1);
-	int fd = openat(v->upperfd, path,
-			O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return lam__view_posix(errno, "copying up %s", path);
-	apply_meta(fd, -1, NULL, &e);
-	close(fd);
-	l->upper = true;
-	return 0;
-}
-
-/* Copy up a lower non-folder entry (by chain index) to an upper path. */
-static int copy_up_entry(lam_view *v, const char *path, const lam__entry *e)
-{
-	int q = lam__quota_inodes(v, 1);
-	if (q < 0)
-		return q;
-	lam__quota_add_inodes(v, 1);
 	switch (e->mode & S_IFMT) {
+	case S_IFDIR: {
+		if (mkdirat(workfd, tmp, 0700) < 0)
+			return lam__view_posix(errno, "copying up %s", path);
+		int fd =
+			openat(workfd, tmp,
+			       O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			return lam__view_posix(errno, "copying up %s", path);
+		apply_meta(fd, -1, NULL, e);
+		close(fd);
+		return 0;
+	}
 	case S_IFREG: {
-		int fd = openat(v->upperfd, path,
+		int fd = openat(workfd, tmp,
 				O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW |
 					O_CLOEXEC,
 				0600);
@@ -320,8 +306,6 @@ static int copy_up_entry(lam_view *v, const char *path, const lam__entry *e)
 		if (rc == 0)
 			apply_meta(fd, -1, NULL, e);
 		close(fd);
-		if (rc < 0)
-			unlinkat(v->upperfd, path, 0);
 		return rc;
 	}
 	case S_IFLNK: {
@@ -330,18 +314,75 @@ static int copy_up_entry(lam_view *v, const char *path, const lam__entry *e)
 			return lam__view_posix(ENAMETOOLONG, "%s", path);
 		memcpy(t, e->target, e->target_len);
 		t[e->target_len] = '\0';
-		if (symlinkat(t, v->upperfd, path) < 0)
+		if (symlinkat(t, workfd, tmp) < 0)
 			return lam__view_posix(errno, "copying up %s", path);
 		break;
 	}
 	default:
-		if (mknodat(v->upperfd, path, e->mode & (S_IFMT | 07777),
+		if (mknodat(workfd, tmp, e->mode & (S_IFMT | 07777),
 			    (dev_t)e->rdev) < 0)
 			return lam__view_posix(errno, "copying up %s", path);
 		break;
 	}
-	apply_meta(-1, v->upperfd, path, e);
+	apply_meta(-1, workfd, tmp, e);
 	return 0;
+}
+
+static int copy_up_as(lam_view *v, const char *path, const lam__entry *e)
+{
+	int q = lam__quota_inodes(v, 1);
+	if (q < 0)
+		return q;
+	int workfd = lam__view_workfd(v);
+	if (workfd < 0)
+		return workfd;
+	char tmp[64];
+	lam__view_tmpname(tmp);
+	int rc = stage_copy(v, path, e, workfd, tmp);
+	lam__crash_point();
+	bool there = false;
+	if (rc == 0 &&
+	    renameat2(workfd, tmp, v->upperfd, path, RENAME_NOREPLACE) < 0) {
+		/* Copied up already by an earlier step of this operation
+		 * (a shared parent, another link of a group): keep that. */
+		there = errno == EEXIST;
+		if (!there)
+			rc = lam__view_posix(errno, "copying up %s", path);
+	}
+	if (rc < 0 || there) {
+		/* A partial map made for the staged file goes with it. */
+		int fd = openat(workfd, tmp, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd >= 0) {
+			lam__partial_forget(v, fd);
+			close(fd);
+		}
+		lam__rmtree_quiet(workfd, tmp);
+	} else {
+		lam__quota_add_inodes(v, 1);
+	}
+	close(workfd);
+	return rc;
+}
+
+/* Copy up a lower folder (without contents) at level d. */
+static int copy_up_dir(lam_view *v, lam__vpath *vp, uint32_t d)
+{
+	lam__vlevel *l = &vp->lv[d];
+	char path[4096];
+	memcpy(path, vp->p, l->len);
+	path[l->len] = '\0';
+	lam__entry e;
+	lam__chain_entry(v->chain, (size_t)l->lower, &e);
+	int rc = copy_up_as(v, path, &e);
+	if (rc == 0)
+		l->upper = true;
+	return rc;
+}
+
+/* Copy up a lower non-folder entry to an upper path. */
+static int copy_up_entry(lam_view *v, const char *path, const lam__entry *e)
+{
+	return copy_up_as(v, path, e);
 }
 
 static int copy_up_parents(lam_view *v, lam__vpath *vp, uint32_t upto)
@@ -350,8 +391,8 @@ static int copy_up_parents(lam_view *v, lam__vpath *vp, uint32_t upto)
 		if (vp->lv[d].upper)
 			continue;
 		if (vp->lv[d].lower < 0)
-			return lam__view_posix(ENOENT, "%s: a parent is missing",
-					       vp->p);
+			return lam__view_posix(
+				ENOENT, "%s: a parent is missing", vp->p);
 		int rc = copy_up_dir(v, vp, d);
 		if (rc < 0)
 			return rc;
@@ -391,8 +432,8 @@ static int copy_up_links(lam_view *v, size_t idx, const char *primary)
 		if (l->upper || l->whiteout || l->lower != (int64_t)m)
 			continue;
 		rc = copy_up_parents(v, mp, mp->depth - 1);
-		if (rc == 0 && linkat(v->upperfd, primary, v->upperfd, path,
-				      0) < 0)
+		if (rc == 0 &&
+		    linkat(v->upperfd, primary, v->upperfd, path, 0) < 0)
 			rc = lam__view_posix(errno, "linking %s", path);
 	}
 	lam__free(mp);

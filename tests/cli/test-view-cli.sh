@@ -158,7 +158,7 @@ expect_fail() {
 # symlinks, symlink targets, device numbers, user xattrs, and owners when
 # $2 is "owners".
 listing() {
-	local owner='' f
+	local owner=''
 	[ "${2-}" = owners ] && owner=' %U:%G'
 	(cd "$1" && find . -mindepth 1 \
 		\( -type f -printf "%P f %m %s %n$owner %TY%Tm%Td%TH%TM%TS\n" \) -o \
@@ -203,6 +203,7 @@ echo "kept" >"$T/base/keep/file"
 echo "old" >"$T/base/replaced-dir/old"
 echo "a file" >"$T/base/becomes-dir"
 ln -s /etc/hostname "$T/base/hostlink"
+ln -s keep "$T/base/linkdir"
 mkfifo "$T/base/fifo"
 chmod 0750 "$T/base/usr/lib/pkg"
 mkdir "$T/base/ro"
@@ -221,6 +222,8 @@ mkfifo "$T/diff/new/pipe"
 echo "inside" >"$T/diff/becomes-dir/inside"
 echo "replaces a dir" >"$T/diff/replaced-dir"
 echo "three" >"$T/diff/usr/lib/pkg/three"
+mkdir "$T/diff/linkdir"
+echo "not through the link" >"$T/diff/linkdir/file"
 mkdir "$T/diff/ro"
 echo "added" >"$T/diff/ro/new"
 chmod 0555 "$T/diff/ro"
@@ -325,7 +328,7 @@ expect_fail "view new over a ref named '-' that does not exist fails" 1 \
 # --- ls and cat of a layer and of a view. ---
 
 expect_ok "ls of a layer" ls base
-check "ls lists the root's entries" line_count 9
+check "ls lists the root's entries" line_count 10
 check "ls shows a file with mode, owner and size" \
 	out_line_matches '-rw-r--r-- [0-9]+:[0-9]+ 7 becomes-dir'
 check "ls shows a folder" out_line_matches 'drwxr-xr-x [0-9]+:[0-9]+ [0-9]+ etc'
@@ -363,9 +366,9 @@ expect_ok "ls --recursive of a folder" ls base usr --recursive
 check "ls -R of a folder names paths below it" \
 	out_line_matches 'drwxr-x--- [0-9:]+ [0-9]+ lib/pkg'
 expect_ok "ls of a view by id" ls "$V"
-check "a fresh view shows its base" line_count 9
+check "a fresh view shows its base" line_count 10
 expect_ok "ls of a view by a prefix of its id" ls "${V:0:9}"
-check "a prefix of the id names the view" line_count 9
+check "a prefix of the id names the view" line_count 10
 expect_ok "ls of an empty view" ls "$E"
 check "an empty view lists nothing" out_is ""
 expect_fail "ls of an unknown tree fails" 1 ls nosuchthing
@@ -480,8 +483,11 @@ lam ls "$VA" new/link
 check "view apply makes symlinks" out_matches ' new/link -> \.\./etc/hostname$'
 lam ls "$VA" new/pipe
 check "view apply makes fifos" out_matches '^p'
-lam ls "$VA" keep/file
-check "view apply leaves other entries alone" succeeded
+lam ls "$VA" keep
+check "view apply leaves other entries alone" out_is "$(stat -c '-rw-r--r-- %u:%g 5 file' "$T/base/keep/file")"
+lam ls "$VA"
+check "view apply replaces a symlink by a folder" \
+	out_line_matches 'd[-rwx]{9} [0-9:]+ [0-9]+ linkdir'
 lam ls "$VA" ro
 check "view apply fills a read-only folder" out_line_matches '.* new'
 lam ls "$VA"
@@ -704,6 +710,112 @@ expect_fail "ls of a removed view fails" 1 ls "$V3"
 expect_ok "view rm by prefix" view rm "${E:0:9}"
 lam view ls
 check "view rm by prefix removes the view" out_lacks_line "$E -"
+
+# An opaque mark on DIR itself replaces the whole tree.
+if [ $HAVE_OPAQUE -eq 1 ]; then
+	mkdir "$T/whole"
+	echo "alone" >"$T/whole/only"
+	if [ $IS_ROOT -eq 1 ]; then
+		setfattr -n trusted.overlay.opaque -v y "$T/whole"
+	else
+		setfattr -n user.overlay.opaque -v y "$T/whole"
+	fi
+	V5=$("$LAMINA" --store "$S" view new base)
+	expect_ok "view apply of an opaque folder" view apply "$V5" "$T/whole"
+	lam ls "$V5"
+	check "an opaque DIR replaces everything the view held" \
+		out_matches '^-rw-r--r-- [0-9:]+ 6 only$'
+else
+	skip "an opaque DIR replaces everything the view held" "no xattrs here"
+fi
+
+# --- Keys and values: reg set, query, delete, export, import; diff and
+# squash of key/value changes. ---
+KV=$("$LAMINA" --store "$S" view new base)
+expect_ok "reg set of a string" reg set "$KV" 'Soft\App' Name REG_SZ hello
+expect_ok "reg set of a dword" reg set "$KV" 'Soft\App' Count REG_DWORD 0x2a
+expect_ok "reg set of a default value" reg set "$KV" 'Soft\Old' '' REG_SZ dflt
+lam reg query "$KV" 'Soft\App'
+check "reg query lists a key's values" out_is 'Soft\App
+    Count    REG_DWORD    0x2a
+    Name    REG_SZ    hello'
+lam reg query "$KV" 'Soft\App' Count
+check "reg query of one value" out_has_line '    Count    REG_DWORD    0x2a'
+lam diff "$KV"
+check "diff of a view lists its key/value changes" out_is 'A reg:Soft
+A reg:Soft\App
+A reg:Soft\App:Count
+A reg:Soft\App:Name
+A reg:Soft\Old
+A reg:Soft\Old:'
+expect_ok "commit of key/value changes" view commit "$KV" --ref kv1
+lam diff kv1
+check "diff of a layer lists its key/value changes" out_is 'A reg:Soft
+A reg:Soft\App
+A reg:Soft\App:Count
+A reg:Soft\App:Name
+A reg:Soft\Old
+A reg:Soft\Old:'
+lam reg query kv1 'Soft\App' Name
+check "reg query of a committed layer" out_has_line '    Name    REG_SZ    hello'
+lam diff "$KV"
+check "a committed view holds no changes" out_is ""
+expect_ok "reg delete of a value" reg delete "$KV" 'Soft\App' Name
+expect_ok "reg delete of a key" reg delete "$KV" 'Soft\Old'
+expect_ok "reg set of a changed value" reg set "$KV" 'Soft\App' Count REG_DWORD 7
+lam diff "$KV"
+check "diff lists modified and deleted keys and values" out_is 'M reg:Soft\App:Count
+D reg:Soft\App:Name
+D reg:Soft\Old
+D reg:Soft\Old:'
+lam reg query "$KV" 'Soft\Old'
+check "reg query of a deleted key fails" status_is 1
+lam reg export "$KV" Soft
+cp "$T/out" "$T/kv-export.reg"
+check "reg export writes the key tree" out_is 'Windows Registry Editor Version 5.00
+
+[Soft]
+
+[Soft\App]
+"Count"=dword:00000007'
+expect_ok "commit of deletions" view commit "$KV" --ref kv2
+lam diff kv1 kv2
+check "diff of two layers lists key/value changes" out_is 'M reg:Soft\App:Count
+D reg:Soft\App:Name
+D reg:Soft\Old
+D reg:Soft\Old:'
+lam diff base kv2
+check "diff over two commits lists only what differs" out_is 'A reg:Soft
+A reg:Soft\App
+A reg:Soft\App:Count'
+KI=$("$LAMINA" --store "$S" view new)
+expect_ok "reg import of an export" reg import "$KI" "$T/kv-export.reg"
+lam reg query "$KI" 'Soft\App' Count
+check "reg import sets the values" out_has_line '    Count    REG_DWORD    0x7'
+printf 'Windows Registry Editor Version 5.00\r\n\r\n[Soft\\App]\r\n"Count"=-\r\n"New"="text"\r\n' >"$T/kv-change.reg"
+expect_ok "reg import of deletions and new values" reg import "$KI" "$T/kv-change.reg"
+lam diff "$KI"
+check "diff after reg import" out_is 'A reg:Soft
+A reg:Soft\App
+A reg:Soft\App:New'
+expect_ok "reg delete of a key tree" reg delete "$KI" Soft
+lam diff "$KI"
+check "a view back to nothing lists no change" out_is ""
+# Squash keeps the key/value changes of the chain.
+expect_ok "squash of a chain with key/value changes" squash kv2 --onto base --ref kvsq
+lam diff kv2 kvsq
+check "the squashed layer holds the same keys" out_is ""
+lam diff kvsq
+check "the squashed layer holds the chain's key/value changes" out_is 'A reg:Soft
+A reg:Soft\App
+A reg:Soft\App:Count'
+expect_ok "squash of a chain with keys into a base layer" squash kv2 --ref kvflat
+lam diff kv2 kvflat
+check "the squashed base layer holds the same keys" out_is ""
+lam reg query kvflat 'Soft\App' Count
+check "reg query of the squashed base layer" out_has_line '    Count    REG_DWORD    0x7'
+expect_ok "view rm of the key/value views" view rm "$KV"
+expect_ok "view rm of the import view" view rm "$KI"
 
 expect_ok "check after all of it" check
 

@@ -25,13 +25,6 @@ static inline lam_view *kt_view(lam_layer *base)
 
 static inline void kt_view_free(lam_view *v)
 {
-	/* lam_view_free() frees the key/value state too once the views
-	 * code calls lam__kv_view_free(); doing it here first is harmless
-	 * then. */
-	if (v) {
-		lam__kv_view_free(v->kv);
-		v->kv = NULL;
-	}
 	lam_view_free(v);
 }
 
@@ -64,18 +57,6 @@ static inline lam_layer *kt_commit(lam_view *v)
 	LT_OK(lam_view_file_write(f, body, strlen(body), &w));
 	LT_OK(lam_view_file_close(f));
 	LT_OK(lam_view_commit(v, &l, NULL));
-	if (v->kv != NULL && strcmp(v->kv->base, lam_layer_id(l)) != 0) {
-		/* The views code does not stage key/values yet: do what it
-		 * will do, writing into the layer it just published. */
-		lam__digest d;
-		bool has = false;
-		int dfd = openat(lt_store->layersfd, lam_layer_id(l),
-				 O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		ck_assert_int_ge(dfd, 0);
-		LT_OK(lam__kv_stage(v, dfd, &d, &has));
-		close(dfd);
-		LT_OK(lam__kv_committed(v));
-	}
 	return l;
 }
 
@@ -92,8 +73,8 @@ static inline void kt_set_sz(lam_view *v, const char *path, const char *name,
 	LT_OK(lam_kv_set_value(v, path, name, LAM_KV_SZ, s, strlen(s) + 1));
 }
 
-static inline void kt_set_dword(lam_view *v, const char *path,
-				const char *name, uint32_t d)
+static inline void kt_set_dword(lam_view *v, const char *path, const char *name,
+				uint32_t d)
 {
 	unsigned char le[4] = {(unsigned char)d, (unsigned char)(d >> 8),
 			       (unsigned char)(d >> 16),
@@ -107,8 +88,8 @@ static inline char *kt_get_sz(lam_view *v, const char *path, const char *name)
 	char buf[4096];
 	size_t need = 0;
 	uint32_t type = 0;
-	int rc = lam_kv_get_value(v, path, name, &type, buf, sizeof(buf),
-				  &need);
+	int rc =
+		lam_kv_get_value(v, path, name, &type, buf, sizeof(buf), &need);
 	if (rc == LAM_ENOTFOUND)
 		return NULL;
 	ck_assert_msg(rc == 0, "get %s:%s: %s", path, name,
@@ -117,8 +98,8 @@ static inline char *kt_get_sz(lam_view *v, const char *path, const char *name)
 	return strdup(buf);
 }
 
-static inline void kt_assert_sz(lam_view *v, const char *path,
-				const char *name, const char *want)
+static inline void kt_assert_sz(lam_view *v, const char *path, const char *name,
+				const char *want)
 {
 	char *got = kt_get_sz(v, path, name);
 	if (want == NULL)
