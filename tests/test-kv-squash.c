@@ -65,8 +65,8 @@ static int count_cb(lam_change_kind kind, const char *path, void *userdata)
 	return 0;
 }
 
-static int kv_count_cb(lam_change_kind kind, const char *key,
-		       const char *value, void *userdata)
+static int kv_count_cb(lam_change_kind kind, const char *key, const char *value,
+		       void *userdata)
 {
 	(void)kind;
 	(void)key;
@@ -107,15 +107,14 @@ static void check_squash(lam_layer *top, lam_layer *onto, const char *want)
 	lam_layer_free(sq);
 }
 
-static const char *want_tree =
-	"[]\n"
-	"[Gone]\n"
-	"[Soft]\n"
-	"[Soft\\App]\n"
-	"Name=1:74776f00\n"
-	"[Soft\\RE]\n"
-	"Fresh=1:6e657700\n"
-	"[Soft\\RE\\Kid]\n";
+static const char *want_tree = "[]\n"
+			       "[Gone]\n"
+			       "[Soft]\n"
+			       "[Soft\\App]\n"
+			       "Name=1:74776f00\n"
+			       "[Soft\\RE]\n"
+			       "Fresh=1:6e657700\n"
+			       "[Soft\\RE\\Kid]\n";
 
 START_TEST(test_squash_keeps_kv)
 {
@@ -182,10 +181,8 @@ START_TEST(test_squash_no_kv)
 	kt_view_free(v);
 	lam_layer *sq;
 	LT_OK(lam_layer_squash(&sq, top, base));
-	ck_assert(!lt_exists(
-		lt_path("store/layers/%s/kv", lam_layer_id(sq))));
-	ck_assert(lt_exists(
-		lt_path("store/layers/%s/kv", lam_layer_id(base))));
+	ck_assert(!lt_exists(lt_path("store/layers/%s/kv", lam_layer_id(sq))));
+	ck_assert(lt_exists(lt_path("store/layers/%s/kv", lam_layer_id(base))));
 	lam_layer_free(sq);
 	LT_OK(lam_layer_squash(&sq, top, NULL));
 	ck_assert(lt_exists(lt_path("store/layers/%s/kv", lam_layer_id(sq))));

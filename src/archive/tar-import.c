@@ -930,7 +930,7 @@ int lam__layer_import_tar(lam_layer **out, lam_store *s, int fd,
 		rc = lam__store_staging(s, stage, &stagefd);
 	if (rc == 0) {
 		kv_ctx k = {ti->kv, ti->kv_len};
-		lam__import_hooks hooks = {NULL, stage_kv, &k};
+		lam__import_hooks hooks = {.stage = stage_kv, .ctx = &k};
 		rc = lam__layer_build(out, s, stagefd, parent, ents, n, size,
 				      &hooks);
 	}

@@ -108,13 +108,11 @@ static int sync_key(squash *s, const lam__kv_path *po, const lam__kv_path *pt)
 			} else {
 				lam__kv_path ca = {0}, cb = {0};
 				if (c <= 0)
-					rc = lam__kv_path_parse(&ca, NULL, 0,
-								ia.disp,
-								ia.len);
+					rc = lam__kv_path_parse(
+						&ca, NULL, 0, ia.disp, ia.len);
 				if (rc == 0 && c >= 0)
-					rc = lam__kv_path_parse(&cb, NULL, 0,
-								ib.disp,
-								ib.len);
+					rc = lam__kv_path_parse(
+						&cb, NULL, 0, ib.disp, ib.len);
 				if (rc == 0) {
 					if (c < 0)
 						rc = lam__kv_delete_key(

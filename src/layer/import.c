@@ -217,7 +217,6 @@ static int read_xattrs(importer *im, int fd, const char *lpath, lam__entry *e,
 	return 0;
 }
 
-
 static void apply_owner_mode_time(importer *im, int fd, int dirfd,
 				  const char *name, const lam__entry *e)
 {
@@ -536,6 +535,11 @@ static int import_one(importer *im, int srcdir, int dstdir, const char *name,
 		whiteout = is_xattr_whiteout(im, srcdir, name);
 	if (whiteout && !im->diff)
 		return 0; /* nothing below a base layer to hide */
+	/* A whiteout that hides nothing is left out: a kernel mount would
+	 * list it (as a 0/0 device) in a folder that is not merged. */
+	if (whiteout && im->hooks && im->hooks->keep_whiteout &&
+	    !im->hooks->keep_whiteout(im->hooks->ctx, im->path, newlen))
+		return 0;
 	lam__entry *e = new_entry(im, newlen);
 	if (e == NULL)
 		return lam__error(LAM_ENOMEM, "out of memory");

@@ -356,9 +356,9 @@ void lam__entry_set_xattrs(int fd, const char *lpath, const lam__entry *e)
 			continue;
 		memcpy(name, x.name, x.name_len);
 		name[x.name_len] = '\0';
-		int r = fd >= 0 ? fsetxattr(fd, name, x.value, x.value_len, 0)
-				: lsetxattr(lpath, name, x.value, x.value_len,
-					    0);
+		int r = fd >= 0 ?
+				fsetxattr(fd, name, x.value, x.value_len, 0) :
+				lsetxattr(lpath, name, x.value, x.value_len, 0);
 		if (r < 0)
 			lam__log(LAM_LOG_DEBUG, "cannot set xattr %s on %.*s",
 				 name, (int)e->path_len, e->path);

@@ -99,6 +99,8 @@ typedef struct lam__import_hooks {
 	 * computed: may add files (the key/value delta) and give a digest to
 	 * fold into the diff digest. */
 	int (*stage)(void *ctx, int layerfd, lam__digest *extra, bool *has);
+	/* Does the whiteout at path hide anything in the parent chain? */
+	bool (*keep_whiteout)(void *ctx, const char *path, size_t len);
 	void *ctx;
 } lam__import_hooks;
 

@@ -137,6 +137,25 @@ static void check_fs_entry(checker *c, const char *what, int fsfd,
 	if (S_ISREG(e->mode) && !(e->flags & LAM__E_WHITEOUT) &&
 	    (uint64_t)st.st_size != e->size)
 		problem(c, what, "fs/%s: size differs from the index", path);
+	if (S_ISREG(e->mode) && (e->flags & LAM__E_OBJECT) &&
+	    !(e->flags & LAM__E_WHITEOUT)) {
+		/* A kernel mount finds the data through the redirect. */
+		char x[64], want[52], got[64];
+		char obj[48];
+		lam__object_name(obj, &e->obj);
+		snprintf(want, sizeof(want), "/%s", obj);
+		snprintf(x, sizeof(x), "%sredirect", c->s->overlay_xattr);
+		ssize_t n =
+			lam__getxattr_at(fsfd, path, x, got, sizeof(got) - 1);
+		if (n >= 0)
+			got[n] = '\0';
+		if (n < 0 && errno != EPERM && errno != ENOTSUP)
+			problem(c, what, "fs/%s: no redirect to its object",
+				path);
+		else if (n >= 0 && strcmp(got, want) != 0)
+			problem(c, what, "fs/%s: redirect names %s, not %s",
+				path, got, want);
+	}
 }
 
 static uint64_t count_tree(int dirfd)

@@ -11,26 +11,28 @@
 
 #include "layer/internal.h"
 
-/* Parse "x/<21 base64url>[.n]" back into an id. */
-static bool parse_object_name(const char *dir, const char *name, lam__objid *id)
+/* Parse ".<22 base64url>[.n]" back into an id. */
+static bool parse_object_name(const char *name, lam__objid *id)
 {
-	char b[23];
-	size_t len = strcspn(name, ".");
-	if (len != 21)
+	if (name[0] != '.')
 		return false;
-	b[0] = dir[0];
-	memcpy(b + 1, name, 21);
+	name++;
+	size_t len = strcspn(name, ".");
+	if (len != 22)
+		return false;
+	char b[23];
+	memcpy(b, name, 22);
 	b[22] = '\0';
 	if (lam__digest_from_b64(&id->digest, b) < 0)
 		return false;
 	id->variant = 0;
-	if (name[21] == '.') {
+	if (name[22] == '.') {
 		char *end;
-		unsigned long v = strtoul(name + 22, &end, 10);
+		unsigned long v = strtoul(name + 23, &end, 10);
 		if (*end != '\0' || v == 0 || v > 1000)
 			return false;
 		id->variant = (uint32_t)v;
-	} else if (name[21] != '\0') {
+	} else if (name[22] != '\0') {
 		return false;
 	}
 	return true;
@@ -40,42 +42,27 @@ typedef int (*object_cb)(lam_store *s, int dirfd, const char *name,
 			 const lam__objid *id, const struct stat *st,
 			 void *userdata);
 
-/* Call cb for every file in objects/xx/; id is NULL for a file whose name
- * is not an object's. */
+/* Call cb for every file in objects/; id is NULL for a file whose name is
+ * not an object's. */
 static int objects_foreach(lam_store *s, object_cb cb, void *userdata)
 {
+	DIR *d = lam__opendir_dup(s->objectsfd);
+	if (d == NULL)
+		return lam__error_errno(errno, "reading %s/objects", s->path);
 	int rc = 0;
-	for (int i = 0; i < 64 && rc == 0; i++) {
-		char sub[2] = {lam__b64[i], '\0'};
-		int fd =
-			openat(s->objectsfd, sub,
-			       O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd < 0) {
-			if (errno == ENOENT)
-				continue;
-			return lam__error_errno(errno, "reading %s/objects/%s",
-						s->path, sub);
-		}
-		DIR *d = fdopendir(fd);
-		if (d == NULL) {
-			close(fd);
-			return lam__error_errno(errno, "reading objects");
-		}
-		struct dirent *de;
-		while (rc == 0 && (de = readdir(d)) != NULL) {
-			if (de->d_name[0] == '.')
-				continue;
-			struct stat st;
-			if (fstatat(dirfd(d), de->d_name, &st,
-				    AT_SYMLINK_NOFOLLOW) < 0)
-				continue;
-			lam__objid id;
-			bool ok = parse_object_name(sub, de->d_name, &id);
-			rc = cb(s, dirfd(d), de->d_name, ok ? &id : NULL, &st,
-				userdata);
-		}
-		closedir(d);
+	struct dirent *de;
+	while (rc == 0 && (de = readdir(d)) != NULL) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		struct stat st;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		lam__objid id;
+		bool ok = parse_object_name(de->d_name, &id);
+		rc = cb(s, dirfd(d), de->d_name, ok ? &id : NULL, &st,
+			userdata);
 	}
+	closedir(d);
 	return rc;
 }
 

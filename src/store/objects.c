@@ -15,15 +15,19 @@
 
 void lam__object_name(char out[48], const lam__objid *id)
 {
-	/* base64url keeps "/" + name at 24 bytes, the most an ext4 inode
-	 * holds inline with the metacopy mark: longer redirects cost every
-	 * layer file a 4 KiB xattr block. */
+	/* One flat folder, names ".<22 base64url>": a layer file's redirect
+	 * "/.<name>" is then 24 bytes, which an ext4 inode holds in line
+	 * with the metacopy mark (longer cost every layer file a 4 KiB
+	 * xattr block), and the kernel, which looks a redirect up in every
+	 * lower layer before the data-only one, can never meet a real entry
+	 * of that name in an image (a short name like "/x/…" could, and
+	 * a file "x" at an image's root then hid the data). */
 	char b[23];
 	lam__digest_b64(b, &id->digest);
 	if (id->variant == 0)
-		snprintf(out, 48, "%c/%s", b[0], b + 1);
+		snprintf(out, 48, ".%s", b);
 	else
-		snprintf(out, 48, "%c/%s.%u", b[0], b + 1, id->variant);
+		snprintf(out, 48, ".%s.%u", b, id->variant);
 }
 
 int lam__object_open(lam_store *s, const lam__objid *id)

@@ -194,13 +194,6 @@ static int create_layout(lam_store *s)
 		if (mkdirat(s->rootfd, dirs[i], 0755) < 0 && errno != EEXIST)
 			return lam__error_errno(errno, "creating %s/%s",
 						s->path, dirs[i]);
-	for (int i = 0; i < 64; i++) {
-		char sub[16];
-		snprintf(sub, sizeof(sub), "objects/%c", lam__b64[i]);
-		if (mkdirat(s->rootfd, sub, 0755) < 0 && errno != EEXIST)
-			return lam__error_errno(errno, "creating %s/%s",
-						s->path, sub);
-	}
 	int fd = openat(s->rootfd, "refs",
 			O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd >= 0)

@@ -52,6 +52,35 @@ static int commit_kv(void *ctx, int layerfd, lam__digest *extra, bool *has)
 	return lam__kv_stage(ctx, layerfd, extra, has);
 }
 
+/* A whiteout of the upper is worth committing only if the base shows
+ * something there: one moved along inside a renamed folder, or left under
+ * an opaque one, hides nothing. */
+static bool commit_keep_whiteout(void *ctx, const char *path, size_t len)
+{
+	lam_view *v = ctx;
+	if (v->base == NULL || lam__view_need_chain(v) < 0) {
+		lam__error_reset();
+		return v->base != NULL;
+	}
+	if (lam__chain_find(v->chain, path, len) < 0)
+		return false;
+	/* The parent must let the lower show through in the view. */
+	const char *slash = memrchr(path, '/', len);
+	lam__vpath *vp = lam__malloc(sizeof(*vp));
+	if (vp == NULL)
+		return true;
+	char parent[4096];
+	size_t plen = slash ? (size_t)(slash - path) : 0;
+	memcpy(parent, path, plen);
+	parent[plen] = '\0';
+	bool keep = true;
+	if (lam__view_resolve(v, parent, 0, vp) == 0)
+		keep = lam__vlast(vp)->lower_ok;
+	lam__error_reset();
+	lam__free(vp);
+	return keep;
+}
+
 int lam_view_commit(lam_view *view, lam_layer **out,
 		    const lam_commit_options *options)
 {
@@ -69,8 +98,10 @@ int lam_view_commit(lam_view *view, lam_layer **out,
 	lam__view_upper_name(upper, view->gen);
 	snprintf(src, sizeof(src), "%s/views/%s/%s", view->store->path,
 		 view->id, upper);
-	lam__import_hooks hooks = {
-		.file = commit_file, .stage = commit_kv, .ctx = view};
+	lam__import_hooks hooks = {.file = commit_file,
+				   .stage = commit_kv,
+				   .keep_whiteout = commit_keep_whiteout,
+				   .ctx = view};
 	lam_layer *layer = NULL;
 	rc = lam__layer_import(&layer, view->store, src, view->base, &hooks);
 	if (rc < 0)

@@ -115,6 +115,12 @@ int lam_view_file_open(lam_view_file **out, lam_view *view, const char *path,
 	if ((flags & ~ALLOWED_FLAGS) || (flags & O_ACCMODE) == O_ACCMODE)
 		return lam__view_posix(EINVAL, "%s: unsupported open flags",
 				       path);
+	size_t plen = strlen(path);
+	if ((flags & O_CREAT) && plen > 0 && path[plen - 1] == '/')
+		return lam__view_posix(EISDIR,
+				       "%s: cannot create a file "
+				       "named as a folder",
+				       path);
 	lam_view_file *f = lam__calloc(1, sizeof(*f));
 	lam__vpath *vp = lam__malloc(sizeof(*vp));
 	int rc = f && vp ? 0 : lam__error(LAM_ENOMEM, "out of memory");
@@ -349,6 +355,16 @@ int lam_view_file_close(lam_view_file *f)
 
 int lam_view_truncate(lam_view *view, const char *path, uint64_t size)
 {
+	/* truncate(2) answers EISDIR for a folder and EINVAL for anything
+	 * else that is not a regular file. */
+	lam_stat st;
+	int src = lam_view_stat(view, path, &st);
+	if (src < 0)
+		return src;
+	if (S_ISDIR(st.mode))
+		return lam__view_posix(EISDIR, "%s: is a folder", path);
+	if (!S_ISREG(st.mode))
+		return lam__view_posix(EINVAL, "%s: not a regular file", path);
 	lam_view_file *f;
 	int rc = lam_view_file_open(&f, view, path, O_WRONLY, 0);
 	if (rc < 0)

@@ -85,6 +85,8 @@ typedef struct lam__vpath {
 
 enum {
 	LAM__FOLLOW = 1u << 0, /* follow a final symlink */
+	LAM__CREATE = 1u << 1, /* the last name is to be made: a trailing
+				  slash neither follows nor needs a folder */
 };
 
 /* Errors of the file API: LAM_EPOSIX carrying errno. */
@@ -104,6 +106,8 @@ int lam__view_copy_up(lam_view *v, lam__vpath *vp, bool self);
 /* Make a whole folder subtree live in the upper (for renames), marking it
  * opaque. */
 int lam__view_copy_up_tree(lam_view *v, lam__vpath *vp);
+/* Finish group copy-ups a kill interrupted, and clear work/ (at open). */
+int lam__view_recover_work(lam_view *v);
 /* Is the merged folder empty? */
 int lam__view_dir_empty(lam_view *v, lam__vpath *vp, bool *empty);
 /* Private xattr names (partial-file marks), hidden from readers. */

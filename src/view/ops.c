@@ -259,7 +259,7 @@ static int make_dir(int dirfd, const char *name, void *arg)
 int lam_view_mkdir(lam_view *view, const char *path, uint32_t mode)
 {
 	lam__vpath *vp;
-	int rc = begin(view, path, 0, &vp);
+	int rc = begin(view, path, LAM__CREATE, &vp);
 	if (rc < 0)
 		return rc;
 	rc = prep_create(view, vp, path);
@@ -303,7 +303,7 @@ int lam_view_mknod(lam_view *view, const char *path, uint32_t mode,
 	}
 
 	lam__vpath *vp;
-	int rc = begin(view, path, 0, &vp);
+	int rc = begin(view, path, LAM__CREATE, &vp);
 	if (rc < 0)
 		return rc;
 	node_arg a = {type | (mode & 07777), rdev};
@@ -338,7 +338,7 @@ int lam_view_symlink(lam_view *view, const char *target, const char *linkpath)
 		return lam__view_posix(ENOENT, "empty symlink target");
 	}
 	lam__vpath *vp;
-	int rc = begin(view, linkpath, 0, &vp);
+	int rc = begin(view, linkpath, LAM__CREATE, &vp);
 	if (rc < 0)
 		return rc;
 	rc = prep_create(view, vp, linkpath);
@@ -367,13 +367,14 @@ int lam_view_link(lam_view *view, const char *oldpath, const char *newpath)
 	if (rc < 0)
 		return rc;
 	rc = need_entry(op, oldpath);
+	if (rc == 0)
+		rc = begin(view, newpath, LAM__CREATE, &np);
+	/* link(2) reports an existing new path before a folder as old. */
+	if (rc == 0)
+		rc = prep_create(view, np, newpath);
 	if (rc == 0 && S_ISDIR(lam__vlast(op)->mode))
 		rc = lam__view_posix(EPERM, "%s: cannot link a folder",
 				     oldpath);
-	if (rc == 0)
-		rc = begin(view, newpath, 0, &np);
-	if (rc == 0)
-		rc = prep_create(view, np, newpath);
 	if (rc == 0)
 		rc = lam__view_copy_up(view, op, true);
 	if (rc == 0) {
@@ -497,7 +498,7 @@ static int remove_entry(lam_view *v, lam__vpath *vp)
 int lam_view_unlink(lam_view *view, const char *path)
 {
 	lam__vpath *vp;
-	int rc = begin(view, path, 0, &vp);
+	int rc = begin(view, path, LAM__CREATE, &vp);
 	if (rc < 0)
 		return rc;
 	rc = lam__view_writable(view);
@@ -505,6 +506,9 @@ int lam_view_unlink(lam_view *view, const char *path)
 		rc = need_entry(vp, path);
 	if (rc == 0 && S_ISDIR(lam__vlast(vp)->mode))
 		rc = lam__view_posix(EISDIR, "%s: is a folder", path);
+	size_t plen = strlen(path);
+	if (rc == 0 && plen > 0 && path[plen - 1] == '/')
+		rc = lam__view_posix(ENOTDIR, "%s: not a folder", path);
 	if (rc == 0)
 		rc = lam__view_copy_up(view, vp, false);
 	if (rc == 0)
@@ -516,7 +520,7 @@ int lam_view_unlink(lam_view *view, const char *path)
 int lam_view_rmdir(lam_view *view, const char *path)
 {
 	lam__vpath *vp;
-	int rc = begin(view, path, 0, &vp);
+	int rc = begin(view, path, LAM__CREATE, &vp);
 	if (rc < 0)
 		return rc;
 	rc = lam__view_writable(view);
@@ -873,20 +877,45 @@ static int clear_whiteouts(lam_view *v, lam__vpath *vp)
 {
 	if (!lam__vlast(vp)->upper)
 		return 0;
-	int fd = openat(v->upperfd, vp->p,
-			O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return lam__view_posix(errno, "%s", vp->p);
-	int dfd = dup(fd);
-	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
-	struct dirent *de;
-	while (d != NULL && (de = readdir(d)) != NULL)
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-			unlinkat(fd, de->d_name, 0);
-	if (d != NULL)
-		closedir(d);
-	close(fd);
-	return 0;
+	/* As the kernel does: swap the folder with a fresh, empty, opaque
+	 * one that has its metadata, then clean the old one in work/. The
+	 * view shows the same empty folder at every moment; removing the
+	 * whiteouts in place would let hidden lower entries show if killed
+	 * half way. */
+	int workfd = lam__view_workfd(v);
+	if (workfd < 0)
+		return workfd;
+	char tmp[64], x[64];
+	lam__view_tmpname(tmp);
+	lam__view_ovl(v, x, "opaque");
+	struct stat st;
+	int rc = 0;
+	if (fstatat(v->upperfd, vp->p, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    mkdirat(workfd, tmp, st.st_mode & 07777) < 0)
+		rc = lam__view_posix(errno, "%s", vp->p);
+	int fd = rc == 0 ? openat(workfd, tmp,
+				  O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+					  O_CLOEXEC) :
+			   -1;
+	if (rc == 0 && fd < 0)
+		rc = lam__view_posix(errno, "%s", vp->p);
+	if (rc == 0) {
+		struct timespec ts[2] = {st.st_atim, st.st_mtim};
+		if (geteuid() == 0)
+			(void)!fchown(fd, st.st_uid, st.st_gid);
+		fchmod(fd, st.st_mode & 07777);
+		if (fsetxattr(fd, x, "y", 1, 0) < 0)
+			rc = lam__view_posix(errno, "%s", vp->p);
+		futimens(fd, ts);
+	}
+	if (fd >= 0)
+		close(fd);
+	if (rc == 0 &&
+	    renameat2(workfd, tmp, v->upperfd, vp->p, RENAME_EXCHANGE) < 0)
+		rc = lam__view_posix(errno, "%s", vp->p);
+	lam__rmtree_quiet(workfd, tmp);
+	close(workfd);
+	return rc;
 }
 
 static int mark_opaque(lam_view *v, const char *path)
@@ -908,9 +937,29 @@ static int materialise(lam_view *v, lam__vpath *vp)
 	return lam__view_copy_up(v, vp, true);
 }
 
-static int rename_checks(lam__vpath *op, lam__vpath *np, unsigned int flags)
+/* The last name of a path given to rename: "." and ".." are refused with
+ * EBUSY, as rename(2) does; a trailing slash is noted. */
+static bool last_is_dot(const char *path, bool *slash)
+{
+	size_t len = strlen(path);
+	*slash = len > 0 && path[len - 1] == '/';
+	while (len > 0 && path[len - 1] == '/')
+		len--;
+	size_t start = len;
+	while (start > 0 && path[start - 1] != '/')
+		start--;
+	size_t n = len - start;
+	return (n == 1 && path[start] == '.') ||
+	       (n == 2 && path[start] == '.' && path[start + 1] == '.');
+}
+
+static int rename_checks(lam__vpath *op, lam__vpath *np, unsigned int flags,
+			 const char *oldpath, const char *newpath)
 {
 	lam__vlevel *o = lam__vlast(op), *n = lam__vlast(np);
+	bool oslash, nslash;
+	if (last_is_dot(oldpath, &oslash) | last_is_dot(newpath, &nslash))
+		return lam__view_posix(EBUSY, "cannot rename . or ..");
 	if (o->mode == 0)
 		return lam__view_posix(ENOENT, "%s: no such entry", op->p);
 	if (op->depth < 2 || np->depth < 2)
@@ -919,8 +968,15 @@ static int rename_checks(lam__vpath *op, lam__vpath *np, unsigned int flags)
 		return lam__view_posix(ENOENT, "%s: no such entry", np->p);
 	if ((flags & LAM_RENAME_NOREPLACE) && n->mode != 0)
 		return lam__view_posix(EEXIST, "%s: exists", np->p);
+	/* Trailing slashes are for folders only. */
+	if ((oslash || nslash) && !S_ISDIR(o->mode))
+		return lam__view_posix(ENOTDIR, "%s: not a folder", op->p);
 	if (S_ISDIR(o->mode) && is_prefix_dir(op, np) && op->len != np->len)
 		return lam__view_posix(EINVAL, "%s: into itself", np->p);
+	/* The target holds the source: it is not empty. */
+	if (n->mode != 0 && !(flags & LAM_RENAME_EXCHANGE) &&
+	    is_prefix_dir(np, op) && op->len != np->len)
+		return lam__view_posix(ENOTEMPTY, "%s: not empty", np->p);
 	if ((flags & LAM_RENAME_EXCHANGE) && S_ISDIR(n->mode) &&
 	    is_prefix_dir(np, op) && op->len != np->len)
 		return lam__view_posix(EINVAL, "%s: into itself", op->p);
@@ -937,7 +993,7 @@ int lam_view_rename(lam_view *view, const char *oldpath, const char *newpath,
 		    unsigned int flags)
 {
 	lam__vpath *op, *np = NULL;
-	int rc = begin(view, oldpath, 0, &op);
+	int rc = begin(view, oldpath, LAM__CREATE, &op);
 	if (rc < 0)
 		return rc;
 	if ((flags & ~(LAM_RENAME_NOREPLACE | LAM_RENAME_EXCHANGE)) ||
@@ -946,9 +1002,9 @@ int lam_view_rename(lam_view *view, const char *oldpath, const char *newpath,
 	if (rc == 0)
 		rc = lam__view_writable(view);
 	if (rc == 0)
-		rc = begin(view, newpath, 0, &np);
+		rc = begin(view, newpath, LAM__CREATE, &np);
 	if (rc == 0)
-		rc = rename_checks(op, np, flags);
+		rc = rename_checks(op, np, flags, oldpath, newpath);
 	if (rc < 0 || (op->len == np->len && !memcmp(op->p, np->p, op->len)))
 		goto out;
 	bool exchange = flags & LAM_RENAME_EXCHANGE;

@@ -392,6 +392,11 @@ int lam_view_open(lam_view **out, lam_store *store, const char *id,
 	if (rc == 0 && !v->readonly)
 		lam__clear_tmp_files(v->viewfd);
 	if (rc == 0 && !v->readonly) {
+		/* Needs the base's chain for nothing: the journal names
+		 * upper paths. */
+		rc = lam__view_recover_work(v);
+	}
+	if (rc == 0 && !v->readonly) {
 		/* Uppers of earlier generations are leftovers of a commit
 		 * killed before it cleaned up. */
 		for (unsigned int g = v->gen > 3 ? v->gen - 3 : 0; g < v->gen;

@@ -189,12 +189,17 @@ int lam__view_resolve(lam_view *v, const char *path, unsigned int flags,
 		const char *name = rest + pos;
 		pos += n;
 		bool last = rest[pos + strspn(rest + pos, "/")] == '\0';
+		/* "name/" must be a folder: a final symlink is followed. */
+		bool trailing = last && rest[pos] == '/' &&
+				!(flags & LAM__CREATE);
 		if (n > NAME_MAX)
 			return lam__view_posix(ENAMETOOLONG,
 					       "name too long in %s", path);
-		if (n == 1 && name[0] == '.')
-			continue;
 		lam__vlevel *cur = lam__vlast(vp);
+		/* "." needs a folder to stand in, as any name does. */
+		if (n == 1 && name[0] == '.' && cur->mode != 0 &&
+		    S_ISDIR(cur->mode))
+			continue;
 		if (cur->mode == 0)
 			return lam__view_posix(ENOENT, "%s: no such entry",
 					       path);
@@ -220,7 +225,12 @@ int lam__view_resolve(lam_view *v, const char *path, unsigned int flags,
 		look_up(v, vp, vp->depth);
 		vp->depth++;
 		lam__vlevel *l = lam__vlast(vp);
-		if (!S_ISLNK(l->mode) || (last && !(flags & LAM__FOLLOW)))
+		if (trailing && l->mode != 0 && !S_ISDIR(l->mode) &&
+		    !S_ISLNK(l->mode))
+			return lam__view_posix(ENOTDIR, "%s: not a folder",
+					       path);
+		if (!S_ISLNK(l->mode) ||
+		    (last && !trailing && !(flags & LAM__FOLLOW)))
 			continue;
 		if (++links > MAX_SYMLINKS)
 			return lam__view_posix(ELOOP, "%s: too many symlinks",
@@ -235,9 +245,10 @@ int lam__view_resolve(lam_view *v, const char *path, unsigned int flags,
 					       "%s: link target "
 					       "too long",
 					       path);
-		memmove(rest + tlen + 1, rest + pos, rlen + 1);
+		/* What follows the link starts with its '/' (or is empty),
+		 * so a trailing slash stays exactly as given. */
+		memmove(rest + tlen, rest + pos, rlen + 1);
 		memcpy(rest, target, tlen);
-		rest[tlen] = '/';
 		pos = 0;
 		vp->depth--;
 		vp->len = vp->lv[vp->depth - 1].len;
@@ -402,27 +413,58 @@ static int copy_up_parents(lam_view *v, lam__vpath *vp, uint32_t upto)
 
 /* Hard links stay linked: copy up the other visible members of a lower
  * hard-link group as links of the first copy. */
-static int copy_up_links(lam_view *v, size_t idx, const char *primary)
+/* Place the links a journal names: each path the upper does not hold yet
+ * gets a link of work/<tmp>. Used by a group copy-up and, after a kill,
+ * by the next open, which so finishes what was begun. */
+static int place_links(lam_view *v, int workfd, const char *tmp,
+		       const char *list)
+{
+	int rc = 0;
+	for (const char *p = list; *p && rc == 0;) {
+		size_t n = strcspn(p, "\n");
+		char path[4096];
+		if (n > 0 && n < sizeof(path)) {
+			memcpy(path, p, n);
+			path[n] = '\0';
+			struct stat st;
+			if (fstatat(v->upperfd, path, &st,
+				    AT_SYMLINK_NOFOLLOW) < 0 &&
+			    linkat(workfd, tmp, v->upperfd, path, 0) < 0 &&
+			    errno != EEXIST)
+				rc = lam__view_posix(errno, "linking %s", path);
+			lam__crash_point();
+		}
+		p += n;
+		if (*p == '\n')
+			p++;
+	}
+	return rc;
+}
+
+/* Hard links stay linked: a lower hard-link group is copied up whole, as
+ * links of one upper inode. The staged file and a journal naming every
+ * member go to work/ first, so a kill half way is finished on reopen. */
+static int copy_up_group(lam_view *v, lam__vpath *vp, const lam__entry *e)
 {
 	size_t first, count;
-	lam__chain_link_members(v->chain, idx, &first, &count);
-	if (count < 2)
-		return 0;
+	lam__chain_link_members(v->chain, (size_t)lam__vlast(vp)->lower, &first,
+				&count);
 	lam__vpath *mp = lam__malloc(sizeof(*mp));
+	lam__buf list = {0};
 	if (mp == NULL)
 		return lam__error(LAM_ENOMEM, "out of memory");
-	int rc = 0;
+	int rc = lam__buf_printf(&list, "%s\n", vp->p);
 	for (size_t k = 0; k < count && rc == 0; k++) {
 		uint32_t m = v->chain->links[first + k];
-		if (m == idx)
+		if ((int64_t)m == lam__vlast(vp)->lower)
 			continue;
-		lam__entry e;
-		lam__chain_entry(v->chain, m, &e);
+		lam__entry me;
+		lam__chain_entry(v->chain, m, &me);
 		char path[4096];
-		if (e.path_len >= sizeof(path))
+		if (me.path_len >= sizeof(path))
 			continue;
-		memcpy(path, e.path, e.path_len);
-		path[e.path_len] = '\0';
+		memcpy(path, me.path, me.path_len);
+		path[me.path_len] = '\0';
 		/* Only members the view still shows from the lower. */
 		if (lam__view_resolve(v, path, 0, mp) < 0) {
 			lam__error_reset();
@@ -432,11 +474,79 @@ static int copy_up_links(lam_view *v, size_t idx, const char *primary)
 		if (l->upper || l->whiteout || l->lower != (int64_t)m)
 			continue;
 		rc = copy_up_parents(v, mp, mp->depth - 1);
-		if (rc == 0 &&
-		    linkat(v->upperfd, primary, v->upperfd, path, 0) < 0)
-			rc = lam__view_posix(errno, "linking %s", path);
+		if (rc == 0)
+			rc = lam__buf_printf(&list, "%s\n", path);
 	}
 	lam__free(mp);
+	int workfd = rc == 0 ? lam__view_workfd(v) : -1;
+	if (rc == 0 && workfd < 0)
+		rc = workfd;
+	char tmp[64], journal[80];
+	lam__view_tmpname(tmp);
+	snprintf(journal, sizeof(journal), "%s.links", tmp);
+	if (rc == 0)
+		rc = lam__quota_inodes(v, 1);
+	if (rc == 0)
+		rc = stage_copy(v, vp->p, e, workfd, tmp);
+	lam__crash_point();
+	if (rc == 0)
+		rc = lam__write_file_atomic(workfd, journal, list.data,
+					    list.len);
+	if (rc == 0)
+		rc = place_links(v, workfd, tmp, list.data);
+	if (rc == 0) {
+		lam__quota_add_inodes(v, 1);
+		unlinkat(workfd, journal, 0);
+		unlinkat(workfd, tmp, 0);
+	} else if (workfd >= 0) {
+		unlinkat(workfd, journal, 0);
+		lam__rmtree_quiet(workfd, tmp);
+	}
+	if (workfd >= 0)
+		close(workfd);
+	lam__buf_free(&list);
+	return rc;
+}
+
+int lam__view_recover_work(lam_view *v)
+{
+	int workfd = lam__view_workfd(v);
+	if (workfd < 0)
+		return workfd;
+	DIR *d = lam__opendir_dup(workfd);
+	int rc = 0;
+	struct dirent *de;
+	/* First finish interrupted group copy-ups, then clear the rest. */
+	while (d != NULL && rc == 0 && (de = readdir(d)) != NULL) {
+		size_t n = strlen(de->d_name);
+		if (n < 7 || strcmp(de->d_name + n - 6, ".links") != 0)
+			continue;
+		char tmp[64];
+		if (n - 6 >= sizeof(tmp))
+			continue;
+		memcpy(tmp, de->d_name, n - 6);
+		tmp[n - 6] = '\0';
+		char *text;
+		size_t len;
+		if (lam__read_file_at(workfd, de->d_name, &text, &len,
+				      1u << 24) < 0) {
+			lam__error_reset();
+			continue;
+		}
+		rc = place_links(v, workfd, tmp, text);
+		lam__free(text);
+	}
+	if (d != NULL)
+		closedir(d);
+	if (rc == 0) {
+		d = lam__opendir_dup(workfd);
+		while (d != NULL && (de = readdir(d)) != NULL)
+			if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+				lam__rmtree_quiet(workfd, de->d_name);
+		if (d != NULL)
+			closedir(d);
+	}
+	close(workfd);
 	return rc;
 }
 
@@ -454,9 +564,10 @@ int lam__view_copy_up(lam_view *v, lam__vpath *vp, bool self)
 		return copy_up_dir(v, vp, vp->depth - 1);
 	lam__entry e;
 	lam__chain_entry(v->chain, (size_t)l->lower, &e);
-	rc = copy_up_entry(v, vp->p, &e);
-	if (rc == 0 && e.link_group != 0)
-		rc = copy_up_links(v, (size_t)l->lower, vp->p);
+	if (e.link_group != 0)
+		rc = copy_up_group(v, vp, &e);
+	else
+		rc = copy_up_entry(v, vp->p, &e);
 	if (rc == 0)
 		l->upper = true;
 	return rc;
