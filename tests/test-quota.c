@@ -158,6 +158,43 @@ START_TEST(test_quota_and_usage_persist_across_reopen)
 }
 END_TEST
 
+START_TEST(test_key_quotas_come_from_the_view_and_persist)
+{
+	lam_view_quota q = LAM_VIEW_QUOTA_INIT;
+	q.max_keys = 3;
+	q.max_value_bytes = 64;
+	LT_OK(lam_view_set_quota(view, &q));
+	LT_OK(lam_kv_set_value(view, "HKLM\\Soft\\A", "v", LAM_KV_BINARY,
+			       "0123456789", 10));
+	LT_OK(lam_kv_set_value(view, "HKLM\\Soft\\A", "w", LAM_KV_BINARY,
+			       "0123456789", 10));
+	/* Three keys are used (HKLM, Soft, A): a fourth is refused. */
+	LT_FAILS(lam_kv_set_value(view, "HKLM\\Soft\\B", "v", LAM_KV_BINARY,
+				  "x", 1),
+		 LAM_EQUOTA, "quota");
+	char big[100];
+	memset(big, 'v', sizeof(big));
+	LT_FAILS(lam_kv_set_value(view, "HKLM\\Soft\\A", "big", LAM_KV_BINARY,
+				  big, sizeof(big)),
+		 LAM_EQUOTA, "quota");
+	lam_view_usage u;
+	LT_OK(lam_view_get_usage(view, &u));
+	ck_assert_uint_eq(u.keys, 3);
+	ck_assert_uint_eq(u.value_bytes, 20);
+	/* After a restart the same limits hold and nothing was lost. */
+	char id[64];
+	snprintf(id, sizeof(id), "%s", lam_view_id(view));
+	lam_view_free(view);
+	LT_OK(lam_view_open(&view, lt_store, id, NULL));
+	LT_FAILS(lam_kv_set_value(view, "HKLM\\Soft\\C", "v", LAM_KV_BINARY,
+				  "x", 1),
+		 LAM_EQUOTA, "quota");
+	LT_OK(lam_view_get_usage(view, &u));
+	ck_assert_uint_eq(u.keys, 3);
+	ck_assert_uint_eq(u.value_bytes, 20);
+}
+END_TEST
+
 START_TEST(test_bad_quota_arguments)
 {
 	lam_view_quota q = {99, 0, 0, 0, 0};
@@ -184,6 +221,7 @@ int main(void)
 		test_byte_quota_refuses_the_write_past_it_and_keeps_the_rest);
 	tcase_add_test(tc, test_inode_quota_counts_every_new_entry);
 	tcase_add_test(tc, test_quota_and_usage_persist_across_reopen);
+	tcase_add_test(tc, test_key_quotas_come_from_the_view_and_persist);
 	tcase_add_test(tc, test_bad_quota_arguments);
 	suite_add_tcase(s, tc);
 	return lt_main(s);

@@ -151,6 +151,13 @@ int lam__kv_of_view(lam__kv **out, lam_view *view)
 			return rc;
 		kv->view = view;
 		view->kv = kv;
+		/* The view's stored quotas apply from the start. */
+		lam_view_quota q;
+		if (lam__quota_limits(view, &q) == 0) {
+			kv->max_keys = q.max_keys;
+			kv->max_value_bytes = q.max_value_bytes;
+		}
+		lam__error_reset();
 	}
 	if (view->kv->stale) {
 		rc = kv_reload(view->kv);

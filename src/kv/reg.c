@@ -860,8 +860,8 @@ static int put_value(exporter *e, const lam__kv_item *it)
 				rc = lam__buf_add(b, "\"\n", 2);
 			return rc;
 		}
-		/* fall through: as hex(1) */
-		/* FALLTHROUGH */
+		/* Otherwise written as hex(1), like the types below. */
+		__attribute__((fallthrough));
 	case LAM_KV_EXPAND_SZ:
 	case LAM_KV_LINK:
 	case LAM_KV_MULTI_SZ:

@@ -59,6 +59,8 @@ void lam__quota_blocks(lam_view *v, uint64_t before, uint64_t after);
 uint64_t lam__quota_alloc(int fd);
 /* The upper changed in a way not counted step by step: recount later. */
 void lam__quota_dirty(lam_view *v);
+/* The view's stored limits (no limits when none were set). */
+int lam__quota_limits(lam_view *v, lam_view_quota *out);
 
 /* The view's folder name for its current upper. */
 void lam__view_upper_name(char out[32], unsigned int gen);

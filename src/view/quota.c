@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "kv/internal.h"
 #include "view/internal.h"
 
 static bool limited(const lam__vquota *q)
@@ -205,6 +206,14 @@ void lam__quota_blocks(lam_view *v, uint64_t before, uint64_t after)
 				   0;
 }
 
+int lam__quota_limits(lam_view *v, lam_view_quota *out)
+{
+	int rc = load_limits(v);
+	if (rc == 0)
+		*out = v->quota.limits;
+	return rc;
+}
+
 int lam_view_set_quota(lam_view *view, const lam_view_quota *quota)
 {
 	lam__error_reset();
@@ -227,6 +236,10 @@ int lam_view_set_quota(lam_view *view, const lam_view_quota *quota)
 		return rc;
 	view->quota.limits = *quota;
 	view->quota.loaded = true;
+	if (view->kv != NULL) {
+		view->kv->max_keys = quota->max_keys;
+		view->kv->max_value_bytes = quota->max_value_bytes;
+	}
 	return 0;
 }
 
@@ -253,5 +266,13 @@ int lam_view_get_usage(lam_view *view, lam_view_usage *out)
 		out->bytes = view->quota.bytes;
 		out->inodes = view->quota.inodes;
 	}
+	/* The key/value side counts what its log replays. */
+	lam__kv *kv;
+	if (rc == 0 && view->stored && lam__kv_of_view(&kv, view) == 0) {
+		out->keys = kv->up.nchanged;
+		out->value_bytes = kv->up.value_bytes;
+	}
+	if (rc == 0)
+		lam__error_reset();
 	return rc;
 }
