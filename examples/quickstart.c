@@ -7,8 +7,9 @@
  * Builds a small root filesystem (busybox when /bin/busybox exists), imports
  * it as a base layer, imports two images on top of the shared base (one
  * deleting a file with an overlayfs whiteout), tags them, checks them out,
- * and prints the graph and the store's statistics: the second image costs
- * only its own files.
+ * then opens a copy-on-write view over one image, changes files and a
+ * registry-style value in it, commits the view as a new layer and prints
+ * what changed, the graph and the store's statistics.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -83,6 +84,64 @@ static void make_rootfs(const char root[1024])
 	}
 }
 
+static int print_change(lam_change_kind kind, const char *path, void *ud)
+{
+	(void)ud;
+	printf("  %c %s\n", (char)kind, path);
+	return 0;
+}
+
+static int print_kv_change(lam_change_kind kind, const char *key,
+			   const char *value, void *ud)
+{
+	(void)ud;
+	printf("  %c reg:%s%s%s\n", (char)kind, key, value ? ":" : "",
+	       value ? value : "");
+	return 0;
+}
+
+/* A view over an image: change files and a key, commit a child layer. */
+static int change_in_a_view(lam_store *store, lam_layer *image)
+{
+	lam_view *view;
+	if (lam_view_create(&view, store, image, NULL) < 0)
+		return fail("creating a view");
+	lam_view_file *f;
+	size_t n;
+	static const char conf[] = "listen = 9090\n";
+	if (lam_view_file_open(&f, view, "opt/app.conf", O_WRONLY | O_TRUNC,
+			       0) < 0 ||
+	    lam_view_file_write(f, conf, sizeof(conf) - 1, &n) < 0 ||
+	    lam_view_file_close(f) < 0)
+		return fail("writing in the view");
+	if (lam_view_unlink(view, "etc/motd") < 0 ||
+	    lam_view_mkdir(view, "var", 0755) < 0)
+		return fail("changing the view");
+	uint32_t port = 9090;
+	if (lam_kv_set_value(view, "HKLM\\Software\\Demo", "Port", LAM_KV_DWORD,
+			     &port, sizeof(port)) < 0)
+		return fail("setting a value");
+	printf("\nview %s over demo/app changes:\n", lam_view_id(view));
+	if (lam_view_diff(view, print_change, NULL) < 0 ||
+	    lam_kv_view_diff(view, print_kv_change, NULL) < 0)
+		return fail("diff");
+	lam_layer *child;
+	if (lam_view_commit(view, &child, NULL) < 0)
+		return fail("commit");
+	printf("committed as layer %.12s (parent %.12s)\n", lam_layer_id(child),
+	       lam_layer_parent_id(child));
+	if (lam_store_ref_set(store, "demo/app-v2", lam_layer_id(child), NULL) <
+	    0)
+		return fail("tagging");
+	lam_layer_free(child);
+	char id[64];
+	snprintf(id, sizeof(id), "%s", lam_view_id(view));
+	lam_view_free(view);
+	if (lam_view_remove(store, id) < 0)
+		return fail("removing the view");
+	return 0;
+}
+
 static int print_layer(lam_layer *l, void *userdata)
 {
 	(void)userdata;
@@ -141,6 +200,8 @@ int main(int argc, char **argv)
 	    lam_store_ref_set(store, "demo/app", lam_layer_id(app), NULL) < 0 ||
 	    lam_store_ref_set(store, "demo/web", lam_layer_id(web), NULL) < 0)
 		return fail("tagging");
+	if (change_in_a_view(store, app) != 0)
+		return 1;
 	printf("\nlayers:\n");
 	if (lam_layer_foreach(store, print_layer, NULL) < 0)
 		return fail("listing");

@@ -702,6 +702,7 @@ static int install_filter(void)
 #endif
 
 static int progress_fd = -1;
+static const char *create_base; /* the child's job: see child() */
 
 static void note_progress(lam_view *v, void *ud)
 {
@@ -722,10 +723,16 @@ child(const char *store_dir, const char *id, const char *progress,
 	int rc = lam_store_open(&s, store_dir, NULL);
 	if (rc != 0)
 		child_fail("opening the store", rc);
-	lam_view *v;
-	rc = lam_view_open(&v, s, id, NULL);
+	/* The job: the scenario on the view id, or with create_base set,
+	 * creating a view over that layer. */
+	lam_view *v = NULL;
+	lam_layer *base = NULL;
+	if (create_base != NULL)
+		rc = lam_layer_open(&base, s, create_base);
+	else
+		rc = lam_view_open(&v, s, id, NULL);
 	if (rc != 0)
-		child_fail("opening the view", rc);
+		child_fail("opening the view or its base", rc);
 	int pfd =
 		open(progress, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 	if (pfd < 0)
@@ -741,7 +748,12 @@ child(const char *store_dir, const char *id, const char *progress,
 	}
 	progress_fd = pfd;
 	step_hook = note_progress;
-	for (int k = 0; k < NOPS; k++) {
+	if (create_base != NULL) {
+		rc = step(NULL, lam_view_create(&v, s, base, NULL));
+		if (rc != 0)
+			child_fail("creating a view", rc);
+	}
+	for (int k = 0; create_base == NULL && k < NOPS; k++) {
 		rc = run_op(v, &ops[k]);
 		if (rc != 0)
 			child_fail("an operation", rc);
@@ -1008,6 +1020,136 @@ static void kill_everywhere(enum killmode mode)
 	free(ref);
 }
 
+static bool syscall_kills; /* ptrace and seccomp work here */
+
+static int count_view(const char *id, const char *base_id, void *ud)
+{
+	(void)id;
+	(void)base_id;
+	(*(int *)ud)++;
+	return 0;
+}
+
+/* After a kill during lam_view_create: the store checks clean, and after
+ * a gc the views folder holds exactly the views lam_view_foreach lists,
+ * which is the new view (showing its base) or nothing. */
+static char *verify_create(const char *store_dir, const char *progress,
+			   const char *expected)
+{
+	char *why = NULL, *now = NULL;
+	lam_store *s = NULL;
+	lam_view *v = NULL;
+	size_t done = 0;
+	free(lt_read(progress, &done));
+	int rc = lam_store_open(&s, store_dir, NULL);
+	if (rc != 0)
+		VFAIL("the store does not open: %d %s", rc,
+		      lam_error_last()->message);
+	size_t problems = 0;
+	rc = lam_store_check(s, 0, count_problem, &problems, NULL);
+	if (rc != 0 || problems != 0)
+		VFAIL("the store check finds %zu problems (%d)", problems, rc);
+	rc = lam_store_gc(s, NULL);
+	if (rc != 0)
+		VFAIL("gc: %d %s", rc, lam_error_last()->message);
+	int listed = 0;
+	rc = lam_view_foreach(s, count_view, &listed);
+	char vdir[4200];
+	snprintf(vdir, sizeof(vdir), "%s/views", store_dir);
+	int present = 0;
+	DIR *d = opendir(vdir);
+	struct dirent *de;
+	while (d != NULL && (de = readdir(d)) != NULL)
+		present += strcmp(de->d_name, ".") && strcmp(de->d_name, "..");
+	if (d != NULL)
+		closedir(d);
+	if (rc != 0 || listed > 1 || present != listed)
+		VFAIL("%d views listed, %d entries in views/ (%d)", listed,
+		      present, rc);
+	if (done > 0 && listed != 1)
+		VFAIL("lam_view_create returned, but no view is listed");
+	if (listed == 1) {
+		char id[256] = "";
+		d = opendir(vdir);
+		while (d != NULL && (de = readdir(d)) != NULL)
+			if (de->d_name[0] != '.')
+				snprintf(id, sizeof(id), "%s", de->d_name);
+		if (d != NULL)
+			closedir(d);
+		rc = lam_view_open(&v, s, id, NULL);
+		if (rc != 0)
+			VFAIL("the view does not open: %d %s", rc,
+			      lam_error_last()->message);
+		now = dump_view(v);
+		if (strcmp(now, expected) != 0)
+			VFAIL("the new view shows %s",
+			      first_difference(now, expected));
+	}
+out:
+	free(now);
+	lam_view_free(v);
+	lam_store_free(s);
+	return why;
+}
+
+START_TEST(test_kill_during_view_create_leaves_a_view_or_nothing)
+{
+	lam_layer *top = build_image();
+	char base_id[LAM_DIGEST_HEX_LEN + 1];
+	snprintf(base_id, sizeof(base_id), "%s", lam_layer_id(top));
+	lam_view_options ro = LAM_VIEW_OPTIONS_INIT;
+	ro.flags = LAM_VIEW_READONLY;
+	lam_view *v;
+	LT_OK(lam_view_create(&v, lt_store, top, &ro));
+	char *expected = dump_view(v);
+	lam_view_free(v);
+	lam_layer_free(top);
+	char snap[4096], sdir[4096], prog[4096], name[4200];
+	snprintf(snap, sizeof(snap), "%s", lt_path("snap"));
+	snprintf(sdir, sizeof(sdir), "%s", lt_path("run"));
+	snprintf(prog, sizeof(prog), "%s", lt_path("progress"));
+	snprintf(name, sizeof(name), "%s.points", prog);
+	lam_store_free(lt_store);
+	lt_store = NULL;
+	copy_tree(lt_store_path, snap);
+	create_base = base_id;
+	int kills = 0;
+	for (int m = 0; m < 2; m++) {
+		enum killmode mode = m ? KILL_SYSCALL : KILL_CRASH_POINT;
+		if (mode == KILL_SYSCALL && !syscall_kills)
+			continue;
+		copy_tree(snap, sdir);
+		unlink(prog);
+		outcome o = run_child(sdir, NULL, prog, mode, 0);
+		uint64_t total = o.points;
+		if (mode == KILL_CRASH_POINT) {
+			char *p = lt_read(name, NULL);
+			ck_assert_ptr_nonnull(p);
+			total = strtoull(p, NULL, 10);
+			free(p);
+		}
+		char *why = verify_create(sdir, prog, expected);
+		ck_assert_msg(why == NULL, "a run without a kill: %s", why);
+		ck_assert_uint_gt(total, 0);
+		for (uint64_t n = 1; n <= total; n++, kills++) {
+			copy_tree(snap, sdir);
+			unlink(prog);
+			o = run_child(sdir, NULL, prog, mode, n);
+			ck_assert(o.killed);
+			why = verify_create(sdir, prog, expected);
+			ck_assert_msg(why == NULL,
+				      "killed at %s %" PRIu64 " of %" PRIu64
+				      " (syscall %ld): %s",
+				      m ? "changing syscall" : "crash point", n,
+				      total, o.syscall, why);
+		}
+	}
+	create_base = NULL;
+	fprintf(stderr, "view-crash: %d kills during lam_view_create\n", kills);
+	free(expected);
+}
+END_TEST
+
 START_TEST(test_kill_at_each_crash_point_leaves_old_or_new_state)
 {
 	kill_everywhere(KILL_CRASH_POINT);
@@ -1094,7 +1236,10 @@ int main(void)
 	tcase_set_timeout(tc, 280);
 	tcase_add_test(tc,
 		       test_kill_at_each_crash_point_leaves_old_or_new_state);
-	if (HAVE_SYSCALL_KILLS && probe(true))
+	syscall_kills = HAVE_SYSCALL_KILLS && probe(true);
+	tcase_add_test(tc,
+		       test_kill_during_view_create_leaves_a_view_or_nothing);
+	if (syscall_kills)
 		tcase_add_test(
 			tc,
 			test_kill_before_each_changing_syscall_leaves_old_or_new_state);

@@ -2071,6 +2071,160 @@ START_TEST(test_absolute_symlinks_resolve_inside_the_view)
 }
 END_TEST
 
+/* ---- regressions: bugs the random test found, each pinned down ------- */
+
+/* The checkout of a layer and a kernel mount of its chain (read-only, as
+ * lowerdirs) must show the same tree; so must a view over it. */
+static void expect_kernel_agrees(lam_layer *top, const char *name)
+{
+	tree co = {0}, km = {0}, vt = {0};
+	LT_OK(lam_layer_checkout(top, lt_path("%s-co", name), NULL));
+	dump_host(&co, lt_path("%s-co", name));
+	ck_assert_int_eq(
+		mount_chain(lt_path("%s-m", name), top, NULL, NULL, NULL), 0);
+	char *why = dump_host_soft(&km, lt_path("%s-m", name));
+	ck_assert_msg(why == NULL, "kernel mount of the chain: %s", why);
+	char *d = tree_compare(&km, &co, "kernel", "checkout");
+	ck_assert_msg(d == NULL, "%s", d);
+	lam_view *v;
+	LT_OK(lam_view_create(&v, lt_store, top, NULL));
+	dump_view(&vt, v);
+	d = tree_compare(&km, &vt, "kernel", "view");
+	ck_assert_msg(d == NULL, "%s", d);
+	lam_view_free(v);
+	tree_free(&co);
+	tree_free(&km);
+	tree_free(&vt);
+}
+
+/* A folder made opaque, replaced by a file or deleted in a middle layer
+ * must hide the bottom layer's children even when a later layer (here a
+ * commit that touched the folder) holds the folder again. */
+START_TEST(test_a_middle_layer_keeps_hiding_what_lies_below)
+{
+	lt_write(lt_path("l1/opq/drop"), "1");
+	lt_write(lt_path("l1/rep/drop"), "1");
+	lt_write(lt_path("l1/wh/drop"), "1");
+	lam_layer *l1 = lt_import(lt_path("l1"), NULL);
+	lt_opaque(lt_path("l2/opq"));
+	lt_write(lt_path("l2/opq/kept"), "k");
+	lt_write(lt_path("l2/rep"), "a file");
+	lt_whiteout(lt_path("l2/wh"));
+	lam_layer *l2 = lt_import(lt_path("l2"), l1);
+	lam_view *v;
+	LT_OK(lam_view_create(&v, lt_store, l2, NULL));
+	write_view(v, "opq/kept", "changed", O_TRUNC);
+	LT_OK(lam_view_unlink(v, "rep"));
+	LT_OK(lam_view_mkdir(v, "rep", 0755));
+	LT_OK(lam_view_mkdir(v, "wh", 0755));
+	lam_layer *l3;
+	LT_OK(lam_view_commit(v, &l3, NULL));
+	lam_stat st;
+	expect_errno(lam_view_stat(v, "opq/drop", &st), ENOENT);
+	expect_errno(lam_view_stat(v, "rep/drop", &st), ENOENT);
+	expect_errno(lam_view_stat(v, "wh/drop", &st), ENOENT);
+	expect_kernel_agrees(l3, "a");
+	lam_layer_free(l3);
+	lam_view_free(v);
+	lam_layer_free(l2);
+	lam_layer_free(l1);
+}
+END_TEST
+
+/* Whiteouts that hide nothing (inside an opaque folder; inside a folder
+ * whose lower counterpart is hidden) must not reach a committed layer: a
+ * kernel mount would list names it cannot open. */
+START_TEST(test_commits_hold_no_whiteouts_that_hide_nothing)
+{
+	lt_write(lt_path("l1/d/f"), "f");
+	lt_write(lt_path("l1/d/g"), "g");
+	lt_write(lt_path("l1/a/b/c"), "c");
+	lt_write(lt_path("l1/a/b/d"), "d");
+	lam_layer *l1 = lt_import(lt_path("l1"), NULL);
+	lam_view *v;
+	LT_OK(lam_view_create(&v, lt_store, l1, NULL));
+	LT_OK(lam_view_unlink(v, "d/f"));
+	LT_OK(lam_view_rename(v, "d", "e", 0));
+	LT_OK(lam_view_unlink(v, "a/b/c"));
+	LT_OK(lam_view_rename(v, "a", "z", 0));
+	LT_OK(lam_view_rename(v, "z/b", "nb", 0));
+	lam_layer *l2;
+	LT_OK(lam_view_commit(v, &l2, NULL));
+	expect_kernel_agrees(l2, "b");
+	lam_layer_free(l2);
+	lam_view_free(v);
+	lam_layer_free(l1);
+}
+END_TEST
+
+/* Layer folders find content through redirects into the data-only layer;
+ * root folders of an image, whatever their names, must not capture them. */
+START_TEST(test_layer_folders_mount_whatever_the_root_folders_are_called)
+{
+	const char *names = "abcdefghijklmnopqrstuvwxyz"
+			    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.";
+	for (const char *c = names; *c; c++)
+		lt_mkdir(lt_path("l1/%c%s", *c, *c == '.' ? "x" : ""));
+	lam_layer *l1 = lt_import(lt_path("l1"), NULL);
+	lt_write(lt_path("l2/file"), "hello\n");
+	lt_write(lt_path("l2/other"), "world\n");
+	lam_layer *l2 = lt_import(lt_path("l2"), l1);
+	expect_kernel_agrees(l2, "c");
+	lam_layer_free(l2);
+	lam_layer_free(l1);
+}
+END_TEST
+
+/* Exchanging a lower folder with a lower file that is a hard link of a
+ * file inside it: copying the folder up brings the link up too. */
+START_TEST(test_exchange_with_a_hard_link_of_its_own_child)
+{
+	lt_write(lt_path("l1/d/x"), "x");
+	lt_link(lt_path("l1/d/x"), lt_path("l1/y"));
+	lam_layer *l1 = lt_import(lt_path("l1"), NULL);
+	lam_view *v;
+	LT_OK(lam_view_create(&v, lt_store, l1, NULL));
+	LT_OK(lam_view_rename(v, "d", "y", LAM_RENAME_EXCHANGE));
+	char *t = read_view(v, "y/x");
+	ck_assert_str_eq(t, "x");
+	free(t);
+	lam_stat a, b;
+	LT_OK(lam_view_stat(v, "d", &a));
+	LT_OK(lam_view_stat(v, "y/x", &b));
+	ck_assert_uint_eq(a.ino, b.ino);
+	ck_assert_uint_eq(a.nlink, 2);
+	lam_view_free(v);
+	lam_layer_free(l1);
+}
+END_TEST
+
+/* In a set-group-ID folder new entries take the folder's group, and new
+ * folders the S_ISGID bit: also when they replace a deleted lower entry
+ * (made aside, then moved in). */
+START_TEST(test_entries_made_over_a_whiteout_inherit_a_setgid_folder)
+{
+	lt_write(lt_path("l1/d/f"), "f");
+	lt_mkdir(lt_path("l1/d/sub"));
+	ck_assert_int_eq(chown(lt_path("l1/d"), 0, 100), 0);
+	ck_assert_int_eq(chmod(lt_path("l1/d"), 02775), 0);
+	lam_layer *l1 = lt_import(lt_path("l1"), NULL);
+	lam_view *v;
+	LT_OK(lam_view_create(&v, lt_store, l1, NULL));
+	LT_OK(lam_view_rmdir(v, "d/sub"));
+	LT_OK(lam_view_mkdir(v, "d/sub", 0755));
+	LT_OK(lam_view_unlink(v, "d/f"));
+	write_view(v, "d/f", "new", O_CREAT);
+	lam_stat st;
+	LT_OK(lam_view_stat(v, "d/sub", &st));
+	ck_assert_uint_eq(st.gid, 100);
+	ck_assert_uint_eq(st.mode & 07777, 02755);
+	LT_OK(lam_view_stat(v, "d/f", &st));
+	ck_assert_uint_eq(st.gid, 100);
+	lam_view_free(v);
+	lam_layer_free(l1);
+}
+END_TEST
+
 /* ---- main -------------------------------------------------------------- */
 
 /* Can this kernel mount a writable overlay of layer folders (data-only
@@ -2149,5 +2303,16 @@ int main(void)
 	tcase_add_test(td, test_folder_link_counts);
 	tcase_add_test(td, test_absolute_symlinks_resolve_inside_the_view);
 	suite_add_tcase(s, td);
+	TCase *tr = tcase_create("regressions");
+	tcase_add_checked_fixture(tr, setup, teardown);
+	tcase_add_test(tr, test_a_middle_layer_keeps_hiding_what_lies_below);
+	tcase_add_test(tr, test_commits_hold_no_whiteouts_that_hide_nothing);
+	tcase_add_test(
+		tr,
+		test_layer_folders_mount_whatever_the_root_folders_are_called);
+	tcase_add_test(tr, test_exchange_with_a_hard_link_of_its_own_child);
+	tcase_add_test(
+		tr, test_entries_made_over_a_whiteout_inherit_a_setgid_folder);
+	suite_add_tcase(s, tr);
 	return lt_main(s);
 }
