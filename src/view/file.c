@@ -50,7 +50,9 @@ static int make_file(lam_view *v, lam__vpath *vp, uint32_t mode, int *fd_out)
 	*fd_out = openat(workfd, tmp, flags, mode & 07777);
 	if (*fd_out < 0)
 		rc = lam__view_posix(errno, "creating %s", vp->p);
-	else if (renameat(workfd, tmp, v->upperfd, vp->p) < 0) {
+	else
+		lam__view_inherit_setgid(v, vp, workfd, tmp, false);
+	if (rc == 0 && renameat(workfd, tmp, v->upperfd, vp->p) < 0) {
 		rc = lam__view_posix(errno, "creating %s", vp->p);
 		lam__close(fd_out);
 		unlinkat(workfd, tmp, 0);

@@ -110,6 +110,11 @@ int lam__view_copy_up(lam_view *v, lam__vpath *vp, bool self);
 int lam__view_copy_up_tree(lam_view *v, lam__vpath *vp);
 /* Finish group copy-ups a kill interrupted, and clear work/ (at open). */
 int lam__view_recover_work(lam_view *v);
+/* An entry staged in work/ for the last level of vp gets what creating it
+ * in its real folder would have given: a set-group-ID folder's group, and
+ * for a folder the set-group-ID bit too. */
+void lam__view_inherit_setgid(lam_view *v, lam__vpath *vp, int workfd,
+			      const char *tmp, bool dir);
 /* Is the merged folder empty? */
 int lam__view_dir_empty(lam_view *v, lam__vpath *vp, bool *empty);
 /* Private xattr names (partial-file marks), hidden from readers. */

@@ -168,11 +168,17 @@ int lam_view_lstat(lam_view *view, const char *path, lam_stat *out)
 
 /* Get ready to create the last level: it must not exist, the view must be
  * writable and the parents are copied up. */
-static int prep_create(lam_view *v, lam__vpath *vp, const char *path)
+static int prep_create(lam_view *v, lam__vpath *vp, const char *path,
+		       bool folder)
 {
 	int rc = lam__view_writable(v);
 	if (rc < 0)
 		return rc;
+	/* "new/" names a folder: only mkdir makes one. */
+	size_t plen = strlen(path);
+	if (plen > 0 && path[plen - 1] == '/' && lam__vlast(vp)->mode == 0 &&
+	    !folder)
+		return lam__view_posix(ENOENT, "%s: no such folder", path);
 	if (vp->depth < 2)
 		return lam__view_posix(EEXIST, "%s: the root exists", path);
 	if (lam__vlast(vp)->mode != 0)
@@ -243,8 +249,10 @@ static int create_entry_in(lam_view *v, lam__vpath *vp, bool dir, make_fn make,
 	int rc = make(workfd, tmp, arg);
 	if (rc < 0)
 		rc = lam__view_posix(-rc, "creating %s", vp->p);
-	else
+	else {
+		lam__view_inherit_setgid(v, vp, workfd, tmp, dir);
 		rc = publish_staged(v, workfd, tmp, vp, dir);
+	}
 	if (rc < 0)
 		lam__rmtree_quiet(workfd, tmp);
 	close(workfd);
@@ -262,7 +270,7 @@ int lam_view_mkdir(lam_view *view, const char *path, uint32_t mode)
 	int rc = begin(view, path, LAM__CREATE, &vp);
 	if (rc < 0)
 		return rc;
-	rc = prep_create(view, vp, path);
+	rc = prep_create(view, vp, path, true);
 	if (rc == 0)
 		rc = create_entry(view, vp, true, make_dir, &mode);
 	lam__free(vp);
@@ -307,7 +315,7 @@ int lam_view_mknod(lam_view *view, const char *path, uint32_t mode,
 	if (rc < 0)
 		return rc;
 	node_arg a = {type | (mode & 07777), rdev};
-	rc = prep_create(view, vp, path);
+	rc = prep_create(view, vp, path, false);
 	/* A 0/0 character device is a whiteout to overlayfs: refused, as
 	 * the kernel refuses it (after EEXIST, as the kernel orders it). */
 	if (rc == 0 && type == S_IFCHR && rdev == 0)
@@ -341,7 +349,7 @@ int lam_view_symlink(lam_view *view, const char *target, const char *linkpath)
 	int rc = begin(view, linkpath, LAM__CREATE, &vp);
 	if (rc < 0)
 		return rc;
-	rc = prep_create(view, vp, linkpath);
+	rc = prep_create(view, vp, linkpath, false);
 	if (rc == 0)
 		rc = create_entry(view, vp, false, make_symlink,
 				  (void *)target);
@@ -371,7 +379,7 @@ int lam_view_link(lam_view *view, const char *oldpath, const char *newpath)
 		rc = begin(view, newpath, LAM__CREATE, &np);
 	/* link(2) reports an existing new path before a folder as old. */
 	if (rc == 0)
-		rc = prep_create(view, np, newpath);
+		rc = prep_create(view, np, newpath, false);
 	if (rc == 0 && S_ISDIR(lam__vlast(op)->mode))
 		rc = lam__view_posix(EPERM, "%s: cannot link a folder",
 				     oldpath);
@@ -517,6 +525,22 @@ int lam_view_unlink(lam_view *view, const char *path)
 	return rc;
 }
 
+/* The last name of a path given to rename: "." and ".." are refused with
+ * EBUSY, as rename(2) does; a trailing slash is noted. */
+static bool last_is_dot(const char *path, bool *slash)
+{
+	size_t len = strlen(path);
+	*slash = len > 0 && path[len - 1] == '/';
+	while (len > 0 && path[len - 1] == '/')
+		len--;
+	size_t start = len;
+	while (start > 0 && path[start - 1] != '/')
+		start--;
+	size_t n = len - start;
+	return (n == 1 && path[start] == '.') ||
+	       (n == 2 && path[start] == '.' && path[start + 1] == '.');
+}
+
 int lam_view_rmdir(lam_view *view, const char *path)
 {
 	lam__vpath *vp;
@@ -528,6 +552,9 @@ int lam_view_rmdir(lam_view *view, const char *path)
 		rc = need_entry(vp, path);
 	if (rc == 0 && !S_ISDIR(lam__vlast(vp)->mode))
 		rc = lam__view_posix(ENOTDIR, "%s: not a folder", path);
+	bool slash;
+	if (rc == 0 && last_is_dot(path, &slash))
+		rc = lam__view_posix(EINVAL, "%s: cannot remove . or ..", path);
 	if (rc == 0 && vp->depth < 2)
 		rc = lam__view_posix(EBUSY, "cannot remove the root");
 	bool empty = false;
@@ -937,29 +964,21 @@ static int materialise(lam_view *v, lam__vpath *vp)
 	return lam__view_copy_up(v, vp, true);
 }
 
-/* The last name of a path given to rename: "." and ".." are refused with
- * EBUSY, as rename(2) does; a trailing slash is noted. */
-static bool last_is_dot(const char *path, bool *slash)
-{
-	size_t len = strlen(path);
-	*slash = len > 0 && path[len - 1] == '/';
-	while (len > 0 && path[len - 1] == '/')
-		len--;
-	size_t start = len;
-	while (start > 0 && path[start - 1] != '/')
-		start--;
-	size_t n = len - start;
-	return (n == 1 && path[start] == '.') ||
-	       (n == 2 && path[start] == '.' && path[start + 1] == '.');
-}
-
 static int rename_checks(lam__vpath *op, lam__vpath *np, unsigned int flags,
 			 const char *oldpath, const char *newpath)
 {
 	lam__vlevel *o = lam__vlast(op), *n = lam__vlast(np);
 	bool oslash, nslash;
-	if (last_is_dot(oldpath, &oslash) | last_is_dot(newpath, &nslash))
+	bool odot = last_is_dot(oldpath, &oslash);
+	bool ndot = last_is_dot(newpath, &nslash);
+	/* rename(2)'s order: "." as old is EBUSY; as new, EEXIST when
+	 * asked not to replace, else EBUSY. */
+	if (odot)
 		return lam__view_posix(EBUSY, "cannot rename . or ..");
+	if (ndot)
+		return lam__view_posix((flags & LAM_RENAME_NOREPLACE) ? EEXIST :
+									EBUSY,
+				       "cannot rename over . or ..");
 	if (o->mode == 0)
 		return lam__view_posix(ENOENT, "%s: no such entry", op->p);
 	if (op->depth < 2 || np->depth < 2)
@@ -968,9 +987,14 @@ static int rename_checks(lam__vpath *op, lam__vpath *np, unsigned int flags,
 		return lam__view_posix(ENOENT, "%s: no such entry", np->p);
 	if ((flags & LAM_RENAME_NOREPLACE) && n->mode != 0)
 		return lam__view_posix(EEXIST, "%s: exists", np->p);
-	/* Trailing slashes are for folders only. */
-	if ((oslash || nslash) && !S_ISDIR(o->mode))
-		return lam__view_posix(ENOTDIR, "%s: not a folder", op->p);
+	/* Trailing slashes are for folders only: each path's own entry in
+	 * an exchange, the moving entry otherwise. */
+	bool exch = flags & LAM_RENAME_EXCHANGE;
+	if ((oslash && !S_ISDIR(o->mode)) ||
+	    (nslash && !S_ISDIR(exch ? n->mode : o->mode)))
+		return lam__view_posix(ENOTDIR, "%s: not a folder",
+				       oslash && !S_ISDIR(o->mode) ? op->p :
+								     np->p);
 	if (S_ISDIR(o->mode) && is_prefix_dir(op, np) && op->len != np->len)
 		return lam__view_posix(EINVAL, "%s: into itself", np->p);
 	/* The target holds the source: it is not empty. */

@@ -266,21 +266,18 @@ int lam_view_create(lam_view **out, lam_store *store, lam_layer *base,
 			*out = v;
 		return rc;
 	}
-	/* Built aside under tmp-<uuid>, published by one rename. */
+	/* Built aside in the store's tmp/ (where a killed creator's
+	 * leftovers are cleared like any writer's), published by one rename;
+	 * the shared gc lock keeps the clean-up away meanwhile. */
 	int vdir = -1;
 	rc = views_dir(store, &vdir);
-	char tmp[64];
+	int gclk = rc == 0 ? lam__store_gc_lock(store, false, true) : -1;
+	if (rc == 0 && gclk < 0)
+		rc = gclk;
+	char tmp[37] = "";
+	if (rc == 0)
+		rc = lam__store_staging(store, tmp, &v->viewfd);
 	lam__uuid_new(v->id);
-	snprintf(tmp, sizeof(tmp), ".new-%s", v->id);
-	if (rc == 0 && mkdirat(vdir, tmp, 0700) < 0)
-		rc = lam__error_errno(errno, "creating view in %s",
-				      store->path);
-	if (rc == 0) {
-		v->viewfd =
-			openat(vdir, tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (v->viewfd < 0)
-			rc = lam__error_errno(errno, "opening new view");
-	}
 	view_rec r = {.gen = 1};
 	memcpy(r.id, v->id, 37);
 	if (base != NULL)
@@ -296,12 +293,15 @@ int lam_view_create(lam_view **out, lam_store *store, lam_layer *base,
 		rc = init_upper_root(v);
 	if (rc == 0)
 		rc = meta_write(v->viewfd, &r);
-	if (rc == 0 && renameat(vdir, tmp, vdir, v->id) < 0)
+	lam__crash_point();
+	if (rc == 0 && renameat(store->tmpfd, tmp, vdir, v->id) < 0)
 		rc = lam__error_errno(errno, "publishing view %s", v->id);
+	lam__crash_point();
 	if (rc == 0 && fsync(vdir) < 0)
 		rc = lam__error_errno(errno, "syncing views");
-	if (rc < 0 && vdir >= 0)
-		lam__rmtree_quiet(vdir, tmp);
+	if (rc < 0 && tmp[0])
+		lam__rmtree_quiet(store->tmpfd, tmp);
+	lam__unlock(gclk);
 	lam__close(&vdir);
 	if (rc < 0) {
 		lam_view_free(v);

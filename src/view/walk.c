@@ -632,3 +632,25 @@ int lam__view_copy_up_tree(lam_view *v, lam__vpath *vp)
 	}
 	return rc;
 }
+
+void lam__view_inherit_setgid(lam_view *v, lam__vpath *vp, int workfd,
+			      const char *tmp, bool dir)
+{
+	if (vp->depth < 2)
+		return;
+	char parent[4096];
+	uint32_t plen = vp->lv[vp->depth - 2].len;
+	memcpy(parent, vp->p, plen);
+	parent[plen] = '\0';
+	struct stat ps, st;
+	if (fstatat(v->upperfd, plen ? parent : ".", &ps, AT_SYMLINK_NOFOLLOW) <
+		    0 ||
+	    !(ps.st_mode & S_ISGID) ||
+	    fstatat(workfd, tmp, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return;
+	if (st.st_gid != ps.st_gid)
+		(void)!fchownat(workfd, tmp, (uid_t)-1, ps.st_gid,
+				AT_SYMLINK_NOFOLLOW);
+	if (dir)
+		fchmodat(workfd, tmp, (st.st_mode & 07777) | S_ISGID, 0);
+}
