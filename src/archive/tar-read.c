@@ -220,13 +220,8 @@ static int add_xattr(lam__tar_reader *r, uint64_t at, lam__tar_hdr *h,
 		if (x.name_len == nl && memcmp(x.name, name, nl) == 0)
 			return bad(r, at, "xattr given twice");
 	}
-	uint32_t hdr[2] = {htole32((uint32_t)nl), htole32((uint32_t)vl)};
-	int rc = lam__buf_add(&h->xattrs, hdr, sizeof(hdr));
-	if (rc == 0)
-		rc = lam__buf_add(&h->xattrs, name, nl);
-	if (rc == 0)
-		rc = lam__buf_add(&h->xattrs, val, vl);
-	return rc;
+	return lam__xattr_append(&h->xattrs, name, (uint32_t)nl, val,
+				 (uint32_t)vl);
 }
 
 /* Records "LEN KEY=VALUE\n" of a PAX extended header. */

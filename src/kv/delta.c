@@ -38,45 +38,6 @@
 #define HEADER_SIZE 64
 #define RECORD_SIZE 48
 
-static void put16(unsigned char *p, uint16_t v)
-{
-	v = htole16(v);
-	memcpy(p, &v, 2);
-}
-
-static void put32(unsigned char *p, uint32_t v)
-{
-	v = htole32(v);
-	memcpy(p, &v, 4);
-}
-
-static void put64(unsigned char *p, uint64_t v)
-{
-	v = htole64(v);
-	memcpy(p, &v, 8);
-}
-
-static uint16_t get16(const unsigned char *p)
-{
-	uint16_t v;
-	memcpy(&v, p, 2);
-	return le16toh(v);
-}
-
-static uint32_t get32(const unsigned char *p)
-{
-	uint32_t v;
-	memcpy(&v, p, 4);
-	return le32toh(v);
-}
-
-static uint64_t get64(const unsigned char *p)
-{
-	uint64_t v;
-	memcpy(&v, p, 8);
-	return le64toh(v);
-}
-
 int lam__kv_rec_cmp(const char *apath, uint32_t alen, const lam__kv_rec *a,
 		    const char *bpath, uint32_t blen, const lam__kv_rec *b)
 {
@@ -102,10 +63,10 @@ void lam__kv_digest_rec(lam__kv_digester *d, const lam__kv_rec *r)
 	memset(b, 0, sizeof(b));
 	b[0] = r->kind;
 	b[1] = r->flags;
-	put32(b + 4, r->kind == LAM__KV_VALUE ? r->type : 0);
-	put64(b + 8, r->kind == LAM__KV_KEY ? (uint64_t)r->mtime : 0);
-	put32(b + 16, r->len);
-	put32(b + 20, r->kind == LAM__KV_VALUE ? r->size : 0);
+	lam__put_le32(b + 4, r->kind == LAM__KV_VALUE ? r->type : 0);
+	lam__put_le64(b + 8, r->kind == LAM__KV_KEY ? (uint64_t)r->mtime : 0);
+	lam__put_le32(b + 16, r->len);
+	lam__put_le32(b + 20, r->kind == LAM__KV_VALUE ? r->size : 0);
 	lam__hasher_update(&d->h, b, sizeof(b));
 	lam__hasher_update(&d->h, r->disp, r->len);
 	if (r->kind == LAM__KV_VALUE && r->size > 0)
@@ -178,26 +139,26 @@ int lam__kv_file_write(int dirfd, const char *name, lam__kv_rec *recs, size_t n,
 			(unsigned char *)b.data + HEADER_SIZE + i * RECORD_SIZE;
 		p[0] = r->kind;
 		p[1] = r->flags;
-		put16(p + 2, 0);
+		lam__put_le16(p + 2, 0);
 		if (r->kind == LAM__KV_KEY) {
-			put32(p + 4, r->depth);
-			put32(p + 8, r->nvalues);
-			put32(p + 12, r->skip);
-			put64(p + 40, (uint64_t)r->mtime);
+			lam__put_le32(p + 4, r->depth);
+			lam__put_le32(p + 8, r->nvalues);
+			lam__put_le32(p + 12, r->skip);
+			lam__put_le64(p + 40, (uint64_t)r->mtime);
 		} else {
-			put32(p + 4, r->type);
-			put32(p + 8, r->key);
-			put32(p + 28, r->size);
+			lam__put_le32(p + 4, r->type);
+			lam__put_le32(p + 8, r->key);
+			lam__put_le32(p + 28, r->size);
 		}
-		put64(p + 16, off);
-		put32(p + 24, r->len);
+		lam__put_le64(p + 16, off);
+		lam__put_le32(p + 24, r->len);
 		lam__buf_add(&b, r->disp, r->len);
 		lam__buf_add(&b, "", 1);
 		lam__buf_add(&b, r->fold, r->len);
 		lam__buf_add(&b, "", 1);
 		off += 2 * (uint64_t)r->len + 2;
 		if (r->kind == LAM__KV_VALUE) {
-			put64(p + 32, off);
+			lam__put_le64(p + 32, off);
 			lam__buf_add(&b, r->data, r->size);
 			off += r->size;
 		}
@@ -207,13 +168,13 @@ int lam__kv_file_write(int dirfd, const char *name, lam__kv_rec *recs, size_t n,
 
 	unsigned char *h = (unsigned char *)b.data;
 	memcpy(h, MAGIC, 8);
-	put32(h + 8, VERSION);
-	put32(h + 12, RECORD_SIZE);
-	put64(h + 16, n);
-	put64(h + 24, data_len);
+	lam__put_le32(h + 8, VERSION);
+	lam__put_le32(h + 12, RECORD_SIZE);
+	lam__put_le64(h + 16, n);
+	lam__put_le64(h + 24, data_len);
 	uint64_t seed = XXH3_64bits(h, 56);
-	put64(h + 56, XXH3_64bits_withSeed(b.data + HEADER_SIZE,
-					   b.len - HEADER_SIZE, seed));
+	lam__put_le64(h + 56, XXH3_64bits_withSeed(b.data + HEADER_SIZE,
+						   b.len - HEADER_SIZE, seed));
 	rc = lam__write_file_atomic(dirfd, name, b.data, b.len);
 	lam__buf_free(&b);
 	return rc;
@@ -222,27 +183,27 @@ int lam__kv_file_write(int dirfd, const char *name, lam__kv_rec *recs, size_t n,
 void lam__kv_file_get(const lam__kv_file *f, uint64_t i, lam__kv_rec *out)
 {
 	const unsigned char *p = f->recs + i * RECORD_SIZE;
-	uint64_t soff = get64(p + 16);
+	uint64_t soff = lam__get_le64(p + 16);
 
 	out->kind = p[0];
 	out->flags = p[1];
-	out->len = get32(p + 24);
+	out->len = lam__get_le32(p + 24);
 	out->disp = f->data + soff;
 	out->fold = f->data + soff + out->len + 1;
 	if (out->kind == LAM__KV_KEY) {
-		out->depth = get32(p + 4);
-		out->nvalues = get32(p + 8);
-		out->skip = get32(p + 12);
-		out->mtime = (int64_t)get64(p + 40);
+		out->depth = lam__get_le32(p + 4);
+		out->nvalues = lam__get_le32(p + 8);
+		out->skip = lam__get_le32(p + 12);
+		out->mtime = (int64_t)lam__get_le64(p + 40);
 		out->type = 0;
 		out->key = 0;
 		out->data = NULL;
 		out->size = 0;
 	} else {
-		out->type = get32(p + 4);
-		out->key = get32(p + 8);
-		out->size = get32(p + 28);
-		out->data = f->data + get64(p + 32);
+		out->type = lam__get_le32(p + 4);
+		out->key = lam__get_le32(p + 8);
+		out->size = lam__get_le32(p + 28);
+		out->data = f->data + lam__get_le64(p + 32);
 		out->depth = 0;
 		out->nvalues = 0;
 		out->skip = 0;
@@ -299,10 +260,10 @@ static int verify(const lam__kv_file *f, const char *what)
 		BAD("%s: kv: too many records", what);
 	for (uint64_t i = 0; i < f->count; i++) {
 		const unsigned char *p = f->recs + i * RECORD_SIZE;
-		uint64_t soff = get64(p + 16);
-		uint32_t len = get32(p + 24);
+		uint64_t soff = lam__get_le64(p + 16);
+		uint32_t len = lam__get_le32(p + 24);
 
-		if (get16(p + 2) != 0)
+		if (lam__get_le16(p + 2) != 0)
 			BAD("%s: kv: record %lu: bad reserved field", what,
 			    (unsigned long)i);
 		if (soff > f->data_len ||
@@ -339,7 +300,8 @@ static int verify(const lam__kv_file *f, const char *what)
 			    check_path(r.disp, len, r.depth) < 0)
 				BAD("%s: kv: record %lu: bad key path", what,
 				    (unsigned long)i);
-			if (get64(p + 32) != 0 || get32(p + 28) != 0)
+			if (lam__get_le64(p + 32) != 0 ||
+			    lam__get_le32(p + 28) != 0)
 				BAD("%s: kv: record %lu: bad key record", what,
 				    (unsigned long)i);
 			if (i == 0 && r.depth != 0)
@@ -400,7 +362,7 @@ static int verify(const lam__kv_file *f, const char *what)
 			path = r.fold;
 			plen = len;
 		} else if (r.kind == LAM__KV_VALUE) {
-			uint64_t doff = get64(p + 32);
+			uint64_t doff = lam__get_le64(p + 32);
 			if (r.flags & ~(uint32_t)LAM__KV_DELETED)
 				BAD("%s: kv: record %lu: bad value flags", what,
 				    (unsigned long)i);
@@ -408,7 +370,8 @@ static int verify(const lam__kv_file *f, const char *what)
 				BAD("%s: kv: record %lu: value not after its "
 				    "key",
 				    what, (unsigned long)i);
-			if (get64(p + 40) != 0 || get32(p + 12) != 0)
+			if (lam__get_le64(p + 40) != 0 ||
+			    lam__get_le32(p + 12) != 0)
 				BAD("%s: kv: record %lu: bad value record",
 				    what, (unsigned long)i);
 			if (doff > f->data_len || r.size > f->data_len - doff)
@@ -502,17 +465,17 @@ int lam__kv_file_open(lam__kv_file *f, int dirfd, const char *name,
 	if (memcmp(h, MAGIC, 8) != 0) {
 		rc = lam__error(LAM_ECORRUPT, "%s: kv: not a key/value file",
 				what);
-	} else if (get32(h + 8) != VERSION) {
+	} else if (lam__get_le32(h + 8) != VERSION) {
 		rc = lam__error(LAM_EVERSION, "%s: kv: format version %u", what,
-				get32(h + 8));
-	} else if (get32(h + 12) != RECORD_SIZE) {
+				lam__get_le32(h + 8));
+	} else if (lam__get_le32(h + 12) != RECORD_SIZE) {
 		rc = lam__error(LAM_ECORRUPT, "%s: kv: bad record size", what);
 	} else {
-		uint64_t n = get64(h + 16), dl = get64(h + 24);
+		uint64_t n = lam__get_le64(h + 16), dl = lam__get_le64(h + 24);
 		uint64_t body = f->map_len - HEADER_SIZE;
 		uint64_t seed = XXH3_64bits(h, 56);
 		if (XXH3_64bits_withSeed(h + HEADER_SIZE, body, seed) !=
-		    get64(h + 56))
+		    lam__get_le64(h + 56))
 			rc = lam__error(LAM_ECORRUPT,
 					"%s: kv: checksum mismatch", what);
 		else if (n > body / RECORD_SIZE || dl != body - n * RECORD_SIZE)

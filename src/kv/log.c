@@ -45,32 +45,6 @@
 #define LOG_NAME    "kv.log"
 #define LOCK_NAME   "kv.lock"
 
-static void put32(unsigned char *p, uint32_t v)
-{
-	v = htole32(v);
-	memcpy(p, &v, 4);
-}
-
-static void put64(unsigned char *p, uint64_t v)
-{
-	v = htole64(v);
-	memcpy(p, &v, 8);
-}
-
-static uint32_t get32(const unsigned char *p)
-{
-	uint32_t v;
-	memcpy(&v, p, 4);
-	return le32toh(v);
-}
-
-static uint64_t get64(const unsigned char *p)
-{
-	uint64_t v;
-	memcpy(&v, p, 8);
-	return le64toh(v);
-}
-
 static const char *view_name(const lam__kv *kv)
 {
 	return kv->view && kv->view->id[0] ? kv->view->id : "view";
@@ -78,14 +52,14 @@ static const char *view_name(const lam__kv *kv)
 
 static uint64_t rec_sum(const unsigned char *rec, uint64_t seed)
 {
-	return XXH3_64bits_withSeed(rec + REC_HEADER, get32(rec),
-				    seed ^ get64(rec));
+	return XXH3_64bits_withSeed(rec + REC_HEADER, lam__get_le32(rec),
+				    seed ^ lam__get_le64(rec));
 }
 
 static int put_str(lam__buf *b, const void *s, size_t len)
 {
 	unsigned char l[4];
-	put32(l, (uint32_t)len);
+	lam__put_le32(l, (uint32_t)len);
 	int rc = lam__buf_add(b, l, 4);
 	if (rc == 0 && len > 0)
 		rc = lam__buf_add(b, s, len);
@@ -108,8 +82,8 @@ static int encode(lam__buf *b, uint8_t op, const char *path, size_t plen,
 		rc = put_str(b, path, plen);
 	if (rc == 0)
 		rc = put_str(b, name, name_len);
-	put32(t, arg);
-	put64(t + 4, (uint64_t)mtime);
+	lam__put_le32(t, arg);
+	lam__put_le64(t + 4, (uint64_t)mtime);
 	if (rc == 0)
 		rc = lam__buf_add(b, t, sizeof(t));
 	if (rc == 0)
@@ -119,7 +93,7 @@ static int encode(lam__buf *b, uint8_t op, const char *path, size_t plen,
 		return rc;
 	}
 	unsigned char *r = (unsigned char *)b->data + start;
-	put32(r, (uint32_t)(b->len - start - REC_HEADER));
+	lam__put_le32(r, (uint32_t)(b->len - start - REC_HEADER));
 	r[4] = op;
 	return 0;
 }
@@ -141,16 +115,16 @@ static void seal(char *data, size_t start, size_t end, uint64_t *seed)
 	for (size_t off = start; off < end;) {
 		unsigned char *r = (unsigned char *)data + off;
 		last = off;
-		off += REC_HEADER + get32(r);
+		off += REC_HEADER + lam__get_le32(r);
 	}
 	for (size_t off = start; off < end;) {
 		unsigned char *r = (unsigned char *)data + off;
 		r[5] = off == last ? F_END : 0;
-		put64(r + 8, 0);
+		lam__put_le64(r + 8, 0);
 		uint64_t c = rec_sum(r, *seed);
-		put64(r + 8, c);
+		lam__put_le64(r + 8, c);
 		*seed = c;
-		off += REC_HEADER + get32(r);
+		off += REC_HEADER + lam__get_le32(r);
 	}
 }
 
@@ -174,10 +148,10 @@ static void make_header(unsigned char h[HEADER_SIZE], const char *base)
 {
 	memset(h, 0, HEADER_SIZE);
 	memcpy(h, MAGIC, 8);
-	put32(h + 8, VERSION);
+	lam__put_le32(h + 8, VERSION);
 	if (base[0] != '\0')
 		memcpy(h + 16, base, 32);
-	put64(h + 56, XXH3_64bits(h, 56));
+	lam__put_le64(h + 56, XXH3_64bits(h, 56));
 }
 
 int lam__kv_log_sync(lam__kv *kv)
@@ -293,13 +267,13 @@ typedef struct logrec {
 
 static int decode(logrec *r, const unsigned char *rec)
 {
-	uint32_t len = get32(rec);
+	uint32_t len = lam__get_le32(rec);
 	const unsigned char *p = rec + REC_HEADER, *end = p + len;
 
 	r->op = rec[4];
 	if (end - p < 4)
 		return -1;
-	r->plen = get32(p);
+	r->plen = lam__get_le32(p);
 	p += 4;
 	if ((size_t)(end - p) < r->plen)
 		return -1;
@@ -307,7 +281,7 @@ static int decode(logrec *r, const unsigned char *rec)
 	p += r->plen;
 	if (end - p < 4)
 		return -1;
-	r->nlen = get32(p);
+	r->nlen = lam__get_le32(p);
 	p += 4;
 	if ((size_t)(end - p) < r->nlen)
 		return -1;
@@ -315,9 +289,9 @@ static int decode(logrec *r, const unsigned char *rec)
 	p += r->nlen;
 	if (end - p < 16)
 		return -1;
-	r->arg = get32(p);
-	r->mtime = (int64_t)get64(p + 4);
-	r->size = get32(p + 12);
+	r->arg = lam__get_le32(p);
+	r->mtime = (int64_t)lam__get_le64(p + 4);
+	r->size = lam__get_le32(p + 12);
 	p += 16;
 	if ((size_t)(end - p) != r->size)
 		return -1;
@@ -456,7 +430,7 @@ int lam__kv_raw_apply(lam__kv *kv, const char *data, size_t len, bool restore)
 		rc = apply_rec(kv, &r, restore);
 		if (rc < 0)
 			break;
-		off += REC_HEADER + get32(rec);
+		off += REC_HEADER + lam__get_le32(rec);
 	}
 	kv->replaying = was;
 	kv->version++;
@@ -479,7 +453,7 @@ int lam__kv_log_rewrite(lam__kv *kv, const char *base)
 		lam__buf_free(&b);
 		return rc;
 	}
-	uint64_t seed = get64(h + 56);
+	uint64_t seed = lam__get_le64(h + 56);
 	seal(b.data, HEADER_SIZE, b.len, &seed);
 	rc = lam__write_file_atomic(kv->dirfd, LOG_NAME, b.data, b.len);
 	if (rc < 0) {
@@ -532,7 +506,7 @@ static int take_lock(lam__kv *kv)
 static int replay(lam__kv *kv, const unsigned char *img, size_t size,
 		  size_t *valid_out, uint64_t *seed_out)
 {
-	uint64_t seed = get64(img + 56);
+	uint64_t seed = lam__get_le64(img + 56);
 	uint64_t unit_seed = seed;
 	size_t off = HEADER_SIZE, unit = HEADER_SIZE;
 	int rc = 0;
@@ -544,10 +518,11 @@ static int replay(lam__kv *kv, const unsigned char *img, size_t size,
 		if (size - off < REC_HEADER) {
 			torn = true;
 		} else {
-			uint32_t len = get32(rec);
+			uint32_t len = lam__get_le32(rec);
 			if (len > size - off - REC_HEADER) {
 				torn = true;
-			} else if (rec_sum(rec, seed) != get64(rec + 8) ||
+			} else if (rec_sum(rec, seed) !=
+					   lam__get_le64(rec + 8) ||
 				   rec[6] != 0 || rec[7] != 0 ||
 				   (rec[5] & ~F_END) != 0) {
 				/* Torn only when nothing but zeros follows
@@ -570,8 +545,8 @@ static int replay(lam__kv *kv, const unsigned char *img, size_t size,
 		}
 		if (torn)
 			break;
-		seed = get64(rec + 8);
-		off += REC_HEADER + get32(rec);
+		seed = lam__get_le64(rec + 8);
+		off += REC_HEADER + lam__get_le32(rec);
 		if (!(rec[5] & F_END))
 			continue;
 		/* A whole unit: apply it. */
@@ -589,7 +564,7 @@ static int replay(lam__kv *kv, const unsigned char *img, size_t size,
 					"view %s: kv.log: record at offset %zu "
 					"does not apply",
 					view_name(kv), u);
-			u += REC_HEADER + get32(r);
+			u += REC_HEADER + lam__get_le32(r);
 		}
 		unit = off;
 		unit_seed = seed;
@@ -647,15 +622,15 @@ int lam__kv_log_load(lam__kv *kv)
 		goto out;
 	}
 	if (memcmp(img, MAGIC, 8) != 0 ||
-	    XXH3_64bits(img, 56) != get64(img + 56)) {
+	    XXH3_64bits(img, 56) != lam__get_le64(img + 56)) {
 		rc = lam__error(LAM_ECORRUPT, "view %s: kv.log: bad header",
 				view_name(kv));
 		goto out;
 	}
-	if (get32(img + 8) != VERSION) {
+	if (lam__get_le32(img + 8) != VERSION) {
 		rc = lam__error(LAM_EVERSION,
 				"view %s: kv.log: format version %u",
-				view_name(kv), get32(img + 8));
+				view_name(kv), lam__get_le32(img + 8));
 		goto out;
 	}
 	char base[33] = {0};

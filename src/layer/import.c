@@ -196,13 +196,9 @@ static int read_xattrs(importer *im, int fd, const char *lpath, lam__entry *e,
 				*opaque = true;
 			continue;
 		}
-		uint32_t nl = (uint32_t)strlen(names[i]);
-		uint32_t hdr[2] = {htole32(nl), htole32((uint32_t)vl)};
-		rc = lam__buf_add(&blob, hdr, sizeof(hdr));
-		if (rc == 0)
-			rc = lam__buf_add(&blob, names[i], nl);
-		if (rc == 0)
-			rc = lam__buf_add(&blob, val, (size_t)vl);
+		rc = lam__xattr_append(&blob, names[i],
+				       (uint32_t)strlen(names[i]), val,
+				       (uint32_t)vl);
 	}
 	lam__free(val);
 	lam__free(names);

@@ -48,32 +48,6 @@ enum {
 	/* 96..111 reserved */
 };
 
-static void put32(unsigned char *p, uint32_t v)
-{
-	v = htole32(v);
-	memcpy(p, &v, 4);
-}
-
-static void put64(unsigned char *p, uint64_t v)
-{
-	v = htole64(v);
-	memcpy(p, &v, 8);
-}
-
-static uint32_t get32(const unsigned char *p)
-{
-	uint32_t v;
-	memcpy(&v, p, 4);
-	return le32toh(v);
-}
-
-static uint64_t get64(const unsigned char *p)
-{
-	uint64_t v;
-	memcpy(&v, p, 8);
-	return le64toh(v);
-}
-
 int lam__entry_cmp(const lam__entry *a, const lam__entry *b)
 {
 	return lam__path_cmp(a->path, a->path_len, b->path, b->path_len);
@@ -83,23 +57,23 @@ static void encode(unsigned char *r, const lam__entry *e, uint32_t path_off,
 		   uint32_t target_off, uint32_t xattr_off)
 {
 	memset(r, 0, RECORD_SIZE);
-	put32(r + R_PATH_OFF, path_off);
-	put32(r + R_PATH_LEN, e->path_len);
-	put32(r + R_TARGET_OFF, target_off);
-	put32(r + R_TARGET_LEN, e->target_len);
-	put32(r + R_XATTR_OFF, xattr_off);
-	put32(r + R_XATTR_LEN, e->xattrs_len);
-	put32(r + R_MODE, e->mode);
-	put32(r + R_UID, e->uid);
-	put32(r + R_GID, e->gid);
-	put32(r + R_FLAGS, e->flags);
-	put32(r + R_NLINK, e->nlink);
-	put32(r + R_LINK_GROUP, e->link_group);
-	put32(r + R_MTIME_NSEC, e->mtime_nsec);
-	put32(r + R_VARIANT, e->obj.variant);
-	put64(r + R_MTIME_SEC, (uint64_t)e->mtime_sec);
-	put64(r + R_SIZE, e->size);
-	put64(r + R_RDEV, e->rdev);
+	lam__put_le32(r + R_PATH_OFF, path_off);
+	lam__put_le32(r + R_PATH_LEN, e->path_len);
+	lam__put_le32(r + R_TARGET_OFF, target_off);
+	lam__put_le32(r + R_TARGET_LEN, e->target_len);
+	lam__put_le32(r + R_XATTR_OFF, xattr_off);
+	lam__put_le32(r + R_XATTR_LEN, e->xattrs_len);
+	lam__put_le32(r + R_MODE, e->mode);
+	lam__put_le32(r + R_UID, e->uid);
+	lam__put_le32(r + R_GID, e->gid);
+	lam__put_le32(r + R_FLAGS, e->flags);
+	lam__put_le32(r + R_NLINK, e->nlink);
+	lam__put_le32(r + R_LINK_GROUP, e->link_group);
+	lam__put_le32(r + R_MTIME_NSEC, e->mtime_nsec);
+	lam__put_le32(r + R_VARIANT, e->obj.variant);
+	lam__put_le64(r + R_MTIME_SEC, (uint64_t)e->mtime_sec);
+	lam__put_le64(r + R_SIZE, e->size);
+	lam__put_le64(r + R_RDEV, e->rdev);
 	memcpy(r + R_DIGEST, e->obj.digest.b, 16);
 }
 
@@ -129,17 +103,17 @@ int lam__index_write(int dirfd, const char *name, lam__entry *entries, size_t n)
 	unsigned char hdr[HEADER_SIZE] = {0};
 	if (rc == 0) {
 		memcpy(hdr, MAGIC, 8);
-		put32(hdr + 8, VERSION);
-		put32(hdr + 12, RECORD_SIZE);
-		put64(hdr + 16, n);
-		put64(hdr + 24, strtab.len);
+		lam__put_le32(hdr + 8, VERSION);
+		lam__put_le32(hdr + 12, RECORD_SIZE);
+		lam__put_le64(hdr + 16, n);
+		lam__put_le64(hdr + 24, strtab.len);
 		/* The checksum runs over records then strings, as stored. */
 		lam__buf all = {0};
 		rc = lam__buf_add(&all, recs, reclen);
 		if (rc == 0)
 			rc = lam__buf_add(&all, strtab.data, strtab.len);
 		if (rc == 0)
-			put64(hdr + 32, lam__hash64(all.data, all.len));
+			lam__put_le64(hdr + 32, lam__hash64(all.data, all.len));
 		lam__buf_free(&all);
 	}
 	if (rc == 0) {
@@ -174,9 +148,12 @@ static int check_record(const lam__index *idx, uint64_t i)
 {
 	const unsigned char *r = idx->records + i * RECORD_SIZE;
 	uint64_t ends[3] = {
-		(uint64_t)get32(r + R_PATH_OFF) + get32(r + R_PATH_LEN),
-		(uint64_t)get32(r + R_TARGET_OFF) + get32(r + R_TARGET_LEN),
-		(uint64_t)get32(r + R_XATTR_OFF) + get32(r + R_XATTR_LEN),
+		(uint64_t)lam__get_le32(r + R_PATH_OFF) +
+			lam__get_le32(r + R_PATH_LEN),
+		(uint64_t)lam__get_le32(r + R_TARGET_OFF) +
+			lam__get_le32(r + R_TARGET_LEN),
+		(uint64_t)lam__get_le32(r + R_XATTR_OFF) +
+			lam__get_le32(r + R_XATTR_LEN),
 	};
 	for (int k = 0; k < 3; k++)
 		if (ends[k] > idx->strtab_len)
@@ -209,20 +186,20 @@ int lam__index_open(lam__index *idx, int dirfd, const char *name)
 		return lam__error_errno(errno, "index: mapping");
 	}
 	const unsigned char *h = idx->map;
-	if (memcmp(h, MAGIC, 8) != 0 || get32(h + 8) != VERSION ||
-	    get32(h + 12) != RECORD_SIZE) {
+	if (memcmp(h, MAGIC, 8) != 0 || lam__get_le32(h + 8) != VERSION ||
+	    lam__get_le32(h + 12) != RECORD_SIZE) {
 		lam__index_close(idx);
 		return lam__error(LAM_ECORRUPT, "index: bad magic or version");
 	}
-	uint64_t count = get64(h + 16);
-	uint64_t slen = get64(h + 24);
+	uint64_t count = lam__get_le64(h + 16);
+	uint64_t slen = lam__get_le64(h + 24);
 	if (count > (idx->map_len - HEADER_SIZE) / RECORD_SIZE ||
 	    HEADER_SIZE + count * RECORD_SIZE + slen != idx->map_len) {
 		lam__index_close(idx);
 		return lam__error(LAM_ECORRUPT, "index: size mismatch");
 	}
 	if (lam__hash64(h + HEADER_SIZE, idx->map_len - HEADER_SIZE) !=
-	    get64(h + 32)) {
+	    lam__get_le64(h + 32)) {
 		lam__index_close(idx);
 		return lam__error(LAM_ECORRUPT, "index: checksum mismatch");
 	}
@@ -244,23 +221,23 @@ int lam__index_open(lam__index *idx, int dirfd, const char *name)
 void lam__index_get(const lam__index *idx, uint64_t i, lam__entry *e)
 {
 	const unsigned char *r = idx->records + i * RECORD_SIZE;
-	e->path = idx->strtab + get32(r + R_PATH_OFF);
-	e->path_len = get32(r + R_PATH_LEN);
-	e->target = idx->strtab + get32(r + R_TARGET_OFF);
-	e->target_len = get32(r + R_TARGET_LEN);
-	e->xattrs = idx->strtab + get32(r + R_XATTR_OFF);
-	e->xattrs_len = get32(r + R_XATTR_LEN);
-	e->mode = get32(r + R_MODE);
-	e->uid = get32(r + R_UID);
-	e->gid = get32(r + R_GID);
-	e->flags = get32(r + R_FLAGS);
-	e->nlink = get32(r + R_NLINK);
-	e->link_group = get32(r + R_LINK_GROUP);
-	e->mtime_nsec = get32(r + R_MTIME_NSEC);
-	e->obj.variant = get32(r + R_VARIANT);
-	e->mtime_sec = (int64_t)get64(r + R_MTIME_SEC);
-	e->size = get64(r + R_SIZE);
-	e->rdev = get64(r + R_RDEV);
+	e->path = idx->strtab + lam__get_le32(r + R_PATH_OFF);
+	e->path_len = lam__get_le32(r + R_PATH_LEN);
+	e->target = idx->strtab + lam__get_le32(r + R_TARGET_OFF);
+	e->target_len = lam__get_le32(r + R_TARGET_LEN);
+	e->xattrs = idx->strtab + lam__get_le32(r + R_XATTR_OFF);
+	e->xattrs_len = lam__get_le32(r + R_XATTR_LEN);
+	e->mode = lam__get_le32(r + R_MODE);
+	e->uid = lam__get_le32(r + R_UID);
+	e->gid = lam__get_le32(r + R_GID);
+	e->flags = lam__get_le32(r + R_FLAGS);
+	e->nlink = lam__get_le32(r + R_NLINK);
+	e->link_group = lam__get_le32(r + R_LINK_GROUP);
+	e->mtime_nsec = lam__get_le32(r + R_MTIME_NSEC);
+	e->obj.variant = lam__get_le32(r + R_VARIANT);
+	e->mtime_sec = (int64_t)lam__get_le64(r + R_MTIME_SEC);
+	e->size = lam__get_le64(r + R_SIZE);
+	e->rdev = lam__get_le64(r + R_RDEV);
 	memcpy(e->obj.digest.b, r + R_DIGEST, 16);
 }
 
@@ -270,8 +247,9 @@ int64_t lam__index_find(const lam__index *idx, const char *path, size_t len)
 	while (lo < hi) {
 		uint64_t mid = lo + (hi - lo) / 2;
 		const unsigned char *r = idx->records + mid * RECORD_SIZE;
-		int c = lam__path_cmp(idx->strtab + get32(r + R_PATH_OFF),
-				      get32(r + R_PATH_LEN), path, len);
+		int c = lam__path_cmp(idx->strtab +
+					      lam__get_le32(r + R_PATH_OFF),
+				      lam__get_le32(r + R_PATH_LEN), path, len);
 		if (c == 0)
 			return (int64_t)mid;
 		if (c < 0)
@@ -304,6 +282,20 @@ void lam__entries_digest(lam__digest *out, const lam__entry *e, size_t n)
 	lam__hasher_digest(h, out);
 }
 
+int lam__xattr_append(lam__buf *blob, const char *name, uint32_t name_len,
+		      const void *value, uint32_t value_len)
+{
+	unsigned char hdr[8];
+	lam__put_le32(hdr, name_len);
+	lam__put_le32(hdr + 4, value_len);
+	int rc = lam__buf_add(blob, hdr, sizeof(hdr));
+	if (rc == 0)
+		rc = lam__buf_add(blob, name, name_len);
+	if (rc == 0)
+		rc = lam__buf_add(blob, value, value_len);
+	return rc;
+}
+
 int lam__xattr_next(const char *blob, uint32_t len, uint32_t *off,
 		    lam__xattr *x)
 {
@@ -312,7 +304,7 @@ int lam__xattr_next(const char *blob, uint32_t len, uint32_t *off,
 	if (len - *off < 8)
 		return -1;
 	const unsigned char *p = (const unsigned char *)blob + *off;
-	uint32_t nl = get32(p), vl = get32(p + 4);
+	uint32_t nl = lam__get_le32(p), vl = lam__get_le32(p + 4);
 	if ((uint64_t)nl + vl > len - *off - 8 || nl == 0)
 		return -1;
 	x->name = blob + *off + 8;

@@ -77,6 +77,9 @@ void lam__diff_fold(lam__digest *diff, const lam__digest *kv);
 void lam__chain_digest(lam__digest *out, const char *parent_hex,
 		       const lam__digest *diff);
 
+/* Append one xattr to a blob (names must come in sorted order). */
+int lam__xattr_append(lam__buf *blob, const char *name, uint32_t name_len,
+		      const void *value, uint32_t value_len);
 /* Walk an xattr blob. */
 typedef struct lam__xattr {
 	const char *name;

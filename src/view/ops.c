@@ -747,12 +747,11 @@ int lam__view_xattr_blob(lam_view *v, lam__vpath *vp, lam__buf *out)
 		ssize_t vl = lgetxattr(lp, sorted[k], val, 65536);
 		if (vl < 0)
 			continue;
-		uint32_t hdr[2] = {(uint32_t)strlen(sorted[k]), (uint32_t)vl};
-		rc = lam__buf_add(out, hdr, sizeof(hdr));
-		if (rc == 0)
-			rc = lam__buf_add(out, sorted[k], hdr[0]);
-		if (rc == 0)
-			rc = lam__buf_add(out, val, (size_t)vl);
+		/* Little-endian lengths, as the index stores them: blobs
+		 * compare equal exactly when the xattrs are. */
+		rc = lam__xattr_append(out, sorted[k],
+				       (uint32_t)strlen(sorted[k]), val,
+				       (uint32_t)vl);
 	}
 	lam__free(val);
 	lam__free(sorted);
