@@ -275,14 +275,9 @@ static bool folder_has_entries(int fd)
 
 static void empty_folder(int fd)
 {
-	int probe = fd >= 0 ? dup(fd) : -1;
-	DIR *d = probe >= 0 ? fdopendir(probe) : NULL;
-	if (d == NULL) {
-		if (probe >= 0)
-			close(probe);
+	DIR *d = fd >= 0 ? lam__opendir_dup(fd) : NULL;
+	if (d == NULL)
 		return;
-	}
-	rewinddir(d);
 	struct dirent *de;
 	while ((de = readdir(d)) != NULL)
 		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))

@@ -589,14 +589,10 @@ static int import_one(importer *im, int srcdir, int dstdir, const char *name,
 
 static int walk(importer *im, int srcdir, int dstdir, size_t plen, int depth)
 {
-	int fd = dup(srcdir);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	DIR *d = lam__opendir_dup(srcdir);
 	if (d == NULL) {
-		int e = errno;
-		if (fd >= 0)
-			close(fd);
 		im->path[plen] = '\0';
-		return os_fail(im, e, "cannot read folder");
+		return os_fail(im, errno, "cannot read folder");
 	}
 	int rc = 0;
 	for (;;) {

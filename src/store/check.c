@@ -333,15 +333,10 @@ int lam_store_check(lam_store *store, unsigned int flags,
 	lam__layer_rec *recs = NULL;
 	size_t n = 0;
 	int rc = lam__catalog_snapshot(store, &recs, &n);
-	int fd = rc == 0 ? dup(store->layersfd) : -1;
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	if (rc == 0 && d == NULL) {
+	DIR *d = rc == 0 ? lam__opendir_dup(store->layersfd) : NULL;
+	if (rc == 0 && d == NULL)
 		rc = lam__error_errno(errno, "reading %s/layers", store->path);
-		if (fd >= 0)
-			close(fd);
-	}
 	if (d != NULL) {
-		rewinddir(d);
 		struct dirent *de;
 		while (c.stop == 0 && (de = readdir(d)) != NULL) {
 			if (!strcmp(de->d_name, ".") ||
