@@ -73,7 +73,7 @@ static lam_store *fresh_store(const char *name)
 	return s;
 }
 
-static double time_import(const char *file)
+static double time_import(const char *file, unsigned int flags)
 {
 	double best = 1e9;
 	for (int r = 0; r < REPS; r++) {
@@ -82,8 +82,10 @@ static double time_import(const char *file)
 		snprintf(p, sizeof(p), "%s/%s", dir, file);
 		int fd = open(p, O_RDONLY | O_CLOEXEC);
 		lam_layer *l = NULL;
+		lam_tar_import_options o = LAM_TAR_IMPORT_OPTIONS_INIT;
+		o.flags = flags;
 		double t0 = bench_now();
-		check(lam_layer_import_tar(&l, s, fd, NULL, NULL), "import");
+		check(lam_layer_import_tar(&l, s, fd, NULL, &o), "import");
 		double t = bench_now() - t0;
 		close(fd);
 		lam_layer_free(l);
@@ -161,12 +163,15 @@ int main(void)
 	for (int c = 0; c < 3; c++) {
 		char f[64], cmd[256];
 		snprintf(f, sizeof(f), "layer.%s", ext[c]);
-		imp[c] = time_import(f);
+		imp[c] = time_import(f, 0);
 		snprintf(cmd, sizeof(cmd), "tar %s -xf layer.%s -C x",
 			 tarflags[c], ext[c]);
 		tarx[c] = timed_sh(cmd);
 	}
 	double gunzip = timed_sh("gunzip -c layer.tar.gz > /dev/null");
+	/* The same imports without the writer threads. */
+	double one[2] = {time_import("layer.tar", LAM_TAR_ONE_THREAD),
+			 time_import("layer.tar.gz", LAM_TAR_ONE_THREAD)};
 	/* umoci unpack of the same layer as an image. */
 	lam_oci_options oo = LAM_OCI_OPTIONS_INIT;
 	char lay[4096];
@@ -203,6 +208,9 @@ int main(void)
 		       ext[c], imp[c], tarx[c], tarx[c] / imp[c]);
 	printf("gunzip alone   %7.3f s   gzip import / gunzip %.2fx\n", gunzip,
 	       imp[1] / gunzip);
+	printf("one thread: import tar %7.3f s, gzip %7.3f s (writer threads "
+	       "%.2fx, %.2fx)\n",
+	       one[0], one[1], one[0] / imp[0], one[1] / imp[1]);
 	printf("umoci unpack   %7.3f s   (%.2fx lamina gzip import)\n", umoci,
 	       umoci / imp[1]);
 	printf("export tar %7.3f s gz %7.3f s zst %7.3f s; tar -c | "
@@ -216,12 +224,15 @@ int main(void)
 	       "\"import_gzip_s\":%.4f,\"import_zstd_s\":%.4f,"
 	       "\"tar_x_s\":%.4f,\"tar_xz_gzip_s\":%.4f,\"tar_x_zstd_s\":%.4f,"
 	       "\"gunzip_s\":%.4f,\"umoci_unpack_s\":%.4f,"
+	       "\"import_tar_one_thread_s\":%.4f,"
+	       "\"import_gzip_one_thread_s\":%.4f,"
 	       "\"export_tar_s\":%.4f,\"export_gzip_s\":%.4f,"
 	       "\"export_zstd_s\":%.4f,\"tar_c_sha256_s\":%.4f,"
 	       "\"import_base_present_s\":%.4f,\"import_full_s\":%.4f,"
 	       "\"base_present_new_bytes\":%llu}\n",
 	       FILES, mb, imp[0], imp[1], imp[2], tarx[0], tarx[1], tarx[2],
-	       gunzip, umoci, exp_t[0], exp_t[1], exp_t[2], tar_c, incr, full,
+	       gunzip, umoci, one[0], one[1], exp_t[0], exp_t[1], exp_t[2],
+	       tar_c, incr, full,
 	       (unsigned long long)(st2.stored_bytes - st1.stored_bytes));
 	lam_layer_free(top);
 	lam_layer_free(base);

@@ -128,6 +128,14 @@ static inline void tb_end(tb *t)
 	tb_put(t, z, sizeof(z));
 }
 
+/* A failed import leaves no staging folder in the store's tmp/. */
+static inline void tb_assert_tmp_empty(const char *store_path)
+{
+	char cmd[8400];
+	snprintf(cmd, sizeof(cmd), "test -z \"$(ls -A '%s/tmp')\"", store_path);
+	ck_assert_msg(lt_run(cmd) == 0, "%s/tmp is not empty", store_path);
+}
+
 /* The stream in a file, open for reading at its start. */
 static inline int tb_fd(const tb *t)
 {

@@ -332,6 +332,172 @@ START_TEST(test_digests_are_checked_before_publishing)
 }
 END_TEST
 
+/* What the writer threads do is the calling thread's work done earlier:
+ * the same stream gives the same layer either way, and a layer folder the
+ * store check accepts. The stream puts the corners where threads meet
+ * them: many files across folders, a folder whose member comes after its
+ * files (its metadata must win), a folder given twice, a hard link whose
+ * path sorts before its file's, a file over the in-memory limit, empty
+ * files, a set-user-ID file. */
+static void many_files_tar(tb *t)
+{
+	tb_init(t);
+	char name[96], body[256];
+	for (int d = 0; d < 40; d++) {
+		for (int f = 0; f < 50; f++) {
+			snprintf(name, sizeof(name), "d%02d/f%02d", d, f);
+			int n = snprintf(body, sizeof(body), "%d/%d %0*d", d, f,
+					 (d * 50 + f) % 200, 0);
+			tb_file(t, name, 0644, f % 17 == 0 ? "" : body,
+				f % 17 == 0 ? 0 : (size_t)n);
+		}
+		snprintf(name, sizeof(name), "d%02d/", d);
+		tb_dir(t, name, 0750 + (unsigned)(d % 2) * 5);
+	}
+	tb_dir(t, "d03/", 0711);
+	tb_file(t, "zz/src", 0640, "linked content", 14);
+	tb_hardlink(t, "aa/link", "zz/src");
+	tb_hardlink(t, "d07/link", "zz/src");
+	size_t big = (5u << 20) + 3;
+	char *b = malloc(big);
+	for (size_t i = 0; i < big; i++)
+		b[i] = (char)(i * 13 + i / 4093);
+	tb_file(t, "big/blob", 0600, b, big);
+	free(b);
+	tb_file(t, "bin/su", 04755, "setuid", 6);
+	tb_end(t);
+}
+
+START_TEST(test_writer_threads_change_nothing)
+{
+	tb t;
+	many_files_tar(&t);
+	lam_tar_import_options one = LAM_TAR_IMPORT_OPTIONS_INIT;
+	one.flags = LAM_TAR_ONE_THREAD;
+	lam_layer *a = NULL, *b = NULL;
+	LT_OK(tb_import(&t, lt_store, NULL, NULL, &a));
+	lam_store *s2 = second_store();
+	LT_OK(tb_import(&t, s2, NULL, &one, &b));
+	ck_assert_str_eq(lam_layer_id(a), lam_layer_id(b));
+	ck_assert_uint_eq(lam_layer_size(a), lam_layer_size(b));
+	assert_store_clean(lt_store);
+	assert_store_clean(s2);
+	/* Both checkouts agree with GNU tar's reading of the stream. */
+	lt_write_bytes(lt_path("many.tar"), t.d, t.len);
+	char cmd[9000];
+	lt_mkdir(lt_path("gnu"));
+	snprintf(cmd, sizeof(cmd), "tar --numeric-owner -xpf '%s' -C '%s'",
+		 lt_path("many.tar"), lt_path("gnu"));
+	ck_assert_int_eq(lt_run(cmd), 0);
+	assert_checkout(a, lt_path("gnu"), true);
+	assert_checkout(b, lt_path("gnu"), true);
+	struct stat st;
+	ck_assert_int_eq(stat(lt_path("co-0/d03"), &st), 0);
+	ck_assert_uint_eq(st.st_mode & 07777, 0711);
+	ck_assert_int_eq(stat(lt_path("co-0/aa/link"), &st), 0);
+	ck_assert_uint_eq(st.st_nlink, 3);
+	lam_layer_free(a);
+	lam_layer_free(b);
+	lam_store_free(s2);
+	free(t.d);
+}
+END_TEST
+
+static void assert_nothing_left(lam_store *s)
+{
+	lam_store_stats st;
+	LT_OK(lam_store_stats_get(s, &st));
+	ck_assert_uint_eq(st.layers, 0);
+	ck_assert_uint_eq(st.objects, 0);
+	tb_assert_tmp_empty(lam_store_path(s));
+	assert_store_clean(s);
+}
+
+/* A stream that fails late, with writers busy: nothing stays behind. */
+START_TEST(test_late_failure_takes_everything_back)
+{
+	for (int mode = 0; mode < 2; mode++) {
+		lam_store *s2 = second_store();
+		lam_tar_import_options o = LAM_TAR_IMPORT_OPTIONS_INIT;
+		o.flags = mode ? LAM_TAR_ONE_THREAD : 0;
+		tb t;
+		many_files_tar(&t);
+		/* Cut inside the big file's data. */
+		t.len -= 3u << 20;
+		lam_layer *out = (lam_layer *)1;
+		LT_FAILS(tb_import(&t, s2, NULL, &o, &out), LAM_ECORRUPT,
+			 "truncated");
+		ck_assert_ptr_null(out);
+		assert_nothing_left(s2);
+		/* A hostile member after two thousand good ones. */
+		free(t.d);
+		many_files_tar(&t);
+		t.len -= 1024; /* the end marker */
+		tb_file(&t, "../escape", 0644, "x", 1);
+		tb_end(&t);
+		LT_FAILS(tb_import(&t, s2, NULL, &o, &out), LAM_EUNSAFE,
+			 "leads out");
+		assert_nothing_left(s2);
+		free(t.d);
+		lam_store_free(s2);
+		lt_rmtree(lt_path("store2"));
+	}
+}
+END_TEST
+
+/* A writer's failure (here the disk filling up) is the caller's error,
+ * with its reason, and the store is as it was. */
+START_TEST(test_writer_failure_reaches_the_caller)
+{
+	if (!lt_is_root())
+		return;
+	const char *mnt = lt_path("small");
+	lt_mkdir(mnt);
+	char cmd[4200];
+	snprintf(cmd, sizeof(cmd), "mount -t tmpfs -o size=3m lamina-test '%s'",
+		 mnt);
+	if (lt_run(cmd) != 0)
+		return;
+	lam_store *s2 = NULL;
+	lam_store_options so = LAM_STORE_OPTIONS_INIT;
+	so.flags = LAM_STORE_CREATE;
+	int rc = lam_store_open(&s2, lt_path("small/store"), &so);
+	tb t;
+	tb_init(&t);
+	char name[64], *body = malloc(64u << 10);
+	for (int i = 0; i < 200; i++) {
+		memset(body, 'a' + i % 26, 64u << 10);
+		snprintf(body, 32, "%d", i);
+		snprintf(name, sizeof(name), "d%d/f%03d", i % 7, i);
+		tb_file(&t, name, 0644, body, 64u << 10);
+	}
+	tb_end(&t);
+	free(body);
+	lam_layer *out = (lam_layer *)1;
+	int irc = rc == 0 ? tb_import(&t, s2, NULL, NULL, &out) : rc;
+	int err = lam_error_last()->os_errno;
+	char msg[1024];
+	snprintf(msg, sizeof(msg), "%s", lam_error_last()->message);
+	if (rc == 0) {
+		lam_store_stats st;
+		LT_OK(lam_store_stats_get(s2, &st));
+		ck_assert_uint_eq(st.layers, 0);
+		size_t problems = 9;
+		LT_OK(lam_store_check(s2, 0, NULL, NULL, &problems));
+		ck_assert_uint_eq(problems, 0);
+		lam_store_free(s2);
+	}
+	snprintf(cmd, sizeof(cmd), "umount '%s'", mnt);
+	ck_assert_int_eq(lt_run(cmd), 0);
+	free(t.d);
+	LT_OK(rc);
+	ck_assert_int_eq(irc, LAM_EIO);
+	ck_assert_int_eq(err, ENOSPC);
+	ck_assert_ptr_null(out);
+	ck_assert_msg(strstr(msg, "d") != NULL, "message: %s", msg);
+}
+END_TEST
+
 static int cancel_cb(uint64_t done, uint64_t total, void *ud)
 {
 	(void)done;
@@ -376,6 +542,9 @@ int main(void)
 	tcase_add_test(tc, test_implied_folders);
 	tcase_add_test(tc, test_digests_are_checked_before_publishing);
 	tcase_add_test(tc, test_progress_can_stop_an_import);
+	tcase_add_test(tc, test_writer_threads_change_nothing);
+	tcase_add_test(tc, test_late_failure_takes_everything_back);
+	tcase_add_test(tc, test_writer_failure_reaches_the_caller);
 	suite_add_tcase(s, tc);
 	if (lt_archive_missing())
 		return 77;

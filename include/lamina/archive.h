@@ -116,6 +116,11 @@ enum lam_tar_import_flags {
 	LAM_TAR_REFUSE_SETID = 1u << 1,
 	/** Clear setuid and setgid bits instead of refusing them. */
 	LAM_TAR_STRIP_SETID = 1u << 2,
+	/** Do all the work in the calling thread. By default the files'
+	 * contents and layer-folder files are written by up to four worker
+	 * threads (one per CPU) that live for the length of the call, while
+	 * the calling thread reads the stream. */
+	LAM_TAR_ONE_THREAD = 1u << 3,
 };
 
 #define LAM_TAR_IMPORT_OPTIONS_VERSION 1

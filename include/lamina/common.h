@@ -68,6 +68,10 @@ typedef enum lam_log_level {
 
 /**
  * A log handler: receives one complete message, without trailing newline.
+ * It may be called from the worker threads a call such as
+ * lam_layer_import_tar() starts for its own length, so it must be safe to
+ * call from any thread (the allocator, by contrast, is only ever called
+ * from the threads that call lamina).
  * @param[in] level how severe the message is.
  * @param[in] message borrowed, valid during the call only.
  * @param[in] userdata the pointer given to lam_set_log_handler().

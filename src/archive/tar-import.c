@@ -11,6 +11,7 @@
  * relative paths, below folders the builder created itself.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,9 @@
 #include "kv/internal.h"
 
 #define MAX_ENTRIES (16u << 20)
+/* Contents up to this size go to the writers in memory; larger ones are
+ * streamed into their object here. */
+#define IN_MEMORY_MAX (4u << 20)
 
 enum {
 	K_REAL,
@@ -35,6 +39,7 @@ typedef struct rec {
 	lam__entry e; /* strings owned */
 	uint32_t kind;
 	uint32_t group; /* 1 + the index of its hard-link group's first rec */
+	bool staged;	/* the writers put it in fs/ already */
 } rec;
 
 typedef struct imp {
@@ -51,6 +56,7 @@ typedef struct imp {
 	size_t mcap, mused;
 	uint32_t *wmap; /* the whiteouts */
 	size_t wcap, nwhiteouts;
+	lam__tjobs *jobs;
 	lam__objid *created;
 	size_t ncreated, ccap;
 	lam__buf work;
@@ -285,22 +291,8 @@ static int read_data(void *ctx, void *buf, size_t len, size_t *got)
 	return rc;
 }
 
-static int store_content(imp *im, lam__entry *e)
+static int note_created(imp *im, const lam__objid *id)
 {
-	if (e->size == 0)
-		return 0;
-	bool stored = false;
-	int rc = lam__object_put_stream(im->s, e->size, read_data, im,
-					&im->work, &e->obj, &stored);
-	if (rc != 0) {
-		if (rc < 0 && lam_error_last()->code == rc &&
-		    strstr(lam_error_last()->message, im->path.data) == NULL)
-			lam__error_prefix(rc, "file %s", im->path.data);
-		return rc;
-	}
-	e->flags |= LAM__E_OBJECT;
-	if (!stored)
-		return 0;
 	if (im->ncreated == im->ccap) {
 		size_t cap = im->ccap ? im->ccap * 2 : 64;
 		lam__objid *c = lam__realloc(im->created, cap * sizeof(*c));
@@ -309,8 +301,55 @@ static int store_content(imp *im, lam__entry *e)
 		im->created = c;
 		im->ccap = cap;
 	}
-	im->created[im->ncreated++] = e->obj;
+	im->created[im->ncreated++] = *id;
 	return 0;
+}
+
+/* A writer's result, in order: the rec's object, and whether the file is
+ * staged. */
+static int reaped(void *ctx, const lam__tjob_result *r)
+{
+	imp *im = ctx;
+	rec *rc = &im->recs[r->tag];
+	if (r->has_obj) {
+		rc->e.obj = r->obj;
+		rc->e.flags |= LAM__E_OBJECT;
+	}
+	rc->staged = r->staged;
+	return r->stored ? note_created(im, &r->obj) : 0;
+}
+
+/* Read regular file idx's content and hand it to the writers. */
+static int store_content(imp *im, size_t idx)
+{
+	lam__entry *e = &im->recs[idx].e;
+	void *data = NULL;
+	int rc = 0;
+	if (e->size > IN_MEMORY_MAX) {
+		bool stored = false;
+		rc = lam__object_put_stream(im->s, e->size, read_data, im,
+					    &im->work, &e->obj, &stored);
+		if (rc == 0) {
+			e->flags |= LAM__E_OBJECT;
+			if (stored)
+				rc = note_created(im, &e->obj);
+		}
+	} else if (e->size > 0) {
+		data = lam__malloc((size_t)e->size);
+		if (data == NULL)
+			return lam__error(LAM_ENOMEM, "out of memory");
+		size_t got = 0;
+		rc = read_data(im, data, (size_t)e->size, &got);
+		if (rc != 0)
+			lam__free(data);
+	}
+	if (rc != 0) {
+		if (rc < 0 && lam_error_last()->code == rc &&
+		    strstr(lam_error_last()->message, im->path.data) == NULL)
+			lam__error_prefix(rc, "file %s", im->path.data);
+		return rc;
+	}
+	return lam__tjobs_submit(im->jobs, idx, e, data);
 }
 
 static int dup_str(const char **out, const char *s, uint32_t len)
@@ -464,7 +503,10 @@ static int add_member(imp *im)
 	case '0':
 		e->mode = S_IFREG | mode;
 		e->size = h->size;
-		rc = store_content(im, &im->recs[idx].e);
+		/* The writers take the xattrs with the file. */
+		rc = take_xattrs(im, e);
+		if (rc == 0)
+			rc = store_content(im, idx);
 		break;
 	case '2':
 		if (h->link.len == 0)
@@ -488,7 +530,7 @@ static int add_member(imp *im)
 		e->mode = S_IFIFO | mode;
 		break;
 	}
-	if (rc == 0 && h->type != '1')
+	if (rc == 0 && h->type != '1' && h->type != '0')
 		rc = take_xattrs(im, &im->recs[idx].e);
 	if (rc == 0)
 		rc = map_add(im, idx);
@@ -727,6 +769,9 @@ static int finish(imp *im, lam__entry **out, size_t *nout, uint64_t *size)
 
 static void imp_free(imp *im)
 {
+	/* First: the writers borrow the recs' strings. */
+	lam__tjobs_free(im->jobs);
+	im->jobs = NULL;
 	for (size_t i = 0; i < im->n; i++) {
 		lam__free((char *)im->recs[i].e.path);
 		lam__free((char *)im->recs[i].e.target);
@@ -870,8 +915,28 @@ int lam__layer_import_tar(lam_layer **out, lam_store *s, int fd,
 		imp_free(&im);
 		return gclk;
 	}
-	rc = lam__tin_open(&im.in, fd, o ? o->max_size : 0,
-			   o ? o->progress : NULL, o ? o->userdata : NULL);
+	/* The staging folder first: the writers put files in its fs/ as the
+	 * stream goes. */
+	char stage[37] = "";
+	int stagefd = -1, fsfd = -1;
+	rc = lam__store_staging(s, stage, &stagefd);
+	if (rc == 0 &&
+	    (mkdirat(stagefd, "layer", 0755) < 0 ||
+	     mkdirat(stagefd, "layer/fs", 0755) < 0 ||
+	     (fsfd = openat(stagefd, "layer/fs",
+			    O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0))
+		rc = lam__error_errno(errno, "creating staging folder");
+	unsigned int flags = o ? o->flags : 0;
+	if (rc == 0)
+		rc = lam__tjobs_start(&im.jobs, s, fsfd,
+				      (flags & LAM_TAR_ONE_THREAD) ?
+					      0 :
+					      lam__tjobs_default_threads(),
+				      reaped, &im);
+	if (rc == 0)
+		rc = lam__tin_open(&im.in, fd, o ? o->max_size : 0,
+				   o ? o->progress : NULL,
+				   o ? o->userdata : NULL);
 	im.r.in = &im.in;
 	while (rc == 0) {
 		int r = lam__tar_next(&im.r, &im.h);
@@ -889,23 +954,43 @@ int lam__layer_import_tar(lam_layer **out, lam_store *s, int fd,
 		rc = check_digest(o->diff_id, ti->diff_id, "diff id");
 	if (rc == 0 && o != NULL)
 		rc = check_digest(o->digest, ti->digest, "digest");
+	if (rc == 0)
+		rc = lam__tjobs_finish(im.jobs);
+	/* Every result is in (a failed import still learns which objects
+	 * it created, to take them back). */
+	lam__tjobs_free(im.jobs);
+	im.jobs = NULL;
+	/* Hard-link members copied their file's entry before its object
+	 * was known. */
+	for (size_t i = 0; rc == 0 && i < im.n; i++) {
+		rec *r = &im.recs[i];
+		if (r->group == 0 || r->group - 1 == i)
+			continue;
+		const lam__entry *src = &im.recs[r->group - 1].e;
+		r->e.obj = src->obj;
+		r->e.flags |= src->flags & LAM__E_OBJECT;
+	}
 	lam__entry *ents = NULL;
 	size_t n = 0;
 	uint64_t size = 0;
 	uint32_t *groups = NULL;
+	unsigned char *staged = NULL;
 	if (rc == 0)
 		rc = finish(&im, &ents, &n, &size);
 	if (rc == 0) {
 		groups = lam__calloc(n ? n : 1, sizeof(*groups));
-		if (groups == NULL)
+		staged = lam__calloc(n ? n : 1, 1);
+		if (groups == NULL || staged == NULL)
 			rc = lam__error(LAM_ENOMEM, "out of memory");
 	}
 	if (rc == 0) {
 		/* rec.group is 1 + the old index of the group's first
 		 * member; the sort moved recs, but a group's identity is
 		 * all that matters, so the old index serves as a key. */
-		for (size_t i = 0; i < n; i++)
+		for (size_t i = 0; i < n; i++) {
 			groups[i] = im.recs[i].group;
+			staged[i] = im.recs[i].staged;
+		}
 		rc = renumber(&im, ents, n, groups);
 	}
 	if (rc == 0) {
@@ -924,13 +1009,11 @@ int lam__layer_import_tar(lam_layer **out, lam_store *s, int fd,
 			}
 		}
 	}
-	char stage[37] = "";
-	int stagefd = -1;
-	if (rc == 0)
-		rc = lam__store_staging(s, stage, &stagefd);
+	lam__close(&fsfd);
 	if (rc == 0) {
 		kv_ctx k = {ti->kv, ti->kv_len};
-		lam__import_hooks hooks = {.stage = stage_kv, .ctx = &k};
+		lam__import_hooks hooks = {
+			.stage = stage_kv, .ctx = &k, .staged = staged};
 		rc = lam__layer_build(out, s, stagefd, parent, ents, n, size,
 				      &hooks);
 	}
@@ -940,6 +1023,7 @@ int lam__layer_import_tar(lam_layer **out, lam_store *s, int fd,
 		lam__objects_drop(s, im.created, im.ncreated);
 	if (stage[0] != '\0')
 		lam__rmtree_quiet(s->tmpfd, stage);
+	lam__free(staged);
 	lam__free(groups);
 	lam__free(ents);
 	imp_free(&im);

@@ -25,11 +25,12 @@ typedef struct frame {
 } frame;
 
 typedef struct builder {
-	lam_store *s;
+	lam__stager st;
 	const lam__entry *ents;
 	size_t n;
 	int fsfd;
-	bool can_chown;
+	bool prestaged; /* regular files and folders may exist already */
+	const unsigned char *staged;
 	frame *stack;
 	size_t depth, cap;
 	size_t *first_of_group; /* per link group: first member's index + 1 */
@@ -41,11 +42,26 @@ static int fail(const lam__entry *e, int e2, const char *what)
 	return lam__error_errno(e2, "%s %.*s", what, (int)e->path_len, e->path);
 }
 
-static int set_ovl(builder *b, int fd, const lam__entry *e, const char *key,
-		   const char *value)
+void lam__stager_init(lam__stager *st, lam_store *s, int fsfd)
+{
+	memset(st, 0, sizeof(*st));
+	st->s = s;
+	st->can_chown = geteuid() == 0;
+	/* What the folders of fs/ give a new entry: the creator's ids,
+	 * unless a set-group-ID folder above hands down its group. */
+	struct stat sb;
+	if (fstat(fsfd, &sb) == 0 && !(sb.st_mode & S_ISGID)) {
+		st->owner_known = true;
+		st->uid = geteuid();
+		st->gid = getegid();
+	}
+}
+
+static int set_ovl(const lam__stager *st, int fd, const lam__entry *e,
+		   const char *key, const char *value)
 {
 	char name[64];
-	snprintf(name, sizeof(name), "%s%s", b->s->overlay_xattr, key);
+	snprintf(name, sizeof(name), "%s%s", st->s->overlay_xattr, key);
 	if (fsetxattr(fd, name, value, strlen(value), 0) == 0)
 		return 0;
 	if (errno != EPERM)
@@ -57,18 +73,19 @@ static int set_ovl(builder *b, int fd, const lam__entry *e, const char *key,
 	return 0;
 }
 
-static void apply_meta_fd(builder *b, int fd, const lam__entry *e)
+static void apply_meta_fd(const lam__stager *st, int fd, const lam__entry *e)
 {
 	struct timespec ts[2] = {{e->mtime_sec, e->mtime_nsec},
 				 {e->mtime_sec, e->mtime_nsec}};
 	lam__entry_set_xattrs(fd, NULL, e);
-	if (b->can_chown)
+	if (st->can_chown &&
+	    !(st->owner_known && e->uid == st->uid && e->gid == st->gid))
 		(void)!fchown(fd, e->uid, e->gid);
 	fchmod(fd, e->mode & 07777);
 	futimens(fd, ts);
 }
 
-static void apply_meta_at(builder *b, int dirfd, const char *name,
+static void apply_meta_at(const lam__stager *st, int dirfd, const char *name,
 			  const lam__entry *e)
 {
 	struct timespec ts[2] = {{e->mtime_sec, e->mtime_nsec},
@@ -76,12 +93,31 @@ static void apply_meta_at(builder *b, int dirfd, const char *name,
 	char lpath[PATH_MAX + 64];
 	if (lam__fd_path(lpath, sizeof(lpath), dirfd, name) == 0)
 		lam__entry_set_xattrs(-1, lpath, e);
-	if (b->can_chown)
+	if (st->can_chown)
 		(void)!fchownat(dirfd, name, e->uid, e->gid,
 				AT_SYMLINK_NOFOLLOW);
 	if (!S_ISLNK(e->mode))
 		fchmodat(dirfd, name, e->mode & 07777, 0);
 	utimensat(dirfd, name, ts, AT_SYMLINK_NOFOLLOW);
+}
+
+int lam__stage_file_fd(const lam__stager *st, int fd, const lam__entry *e)
+{
+	int rc = 0;
+	if (e->flags & LAM__E_OBJECT) {
+		char obj[48], redirect[52];
+		lam__object_name(obj, &e->obj);
+		snprintf(redirect, sizeof(redirect), "/%s", obj);
+		if (ftruncate(fd, (off_t)e->size) < 0)
+			rc = fail(e, errno, "staging");
+		if (rc == 0)
+			rc = set_ovl(st, fd, e, "metacopy", "");
+		if (rc == 0)
+			rc = set_ovl(st, fd, e, "redirect", redirect);
+	}
+	if (rc == 0)
+		apply_meta_fd(st, fd, e);
+	return rc;
 }
 
 /* Close the folder on top of the stack, giving it its metadata now that
@@ -92,9 +128,9 @@ static int pop(builder *b)
 	const lam__entry *e = &b->ents[f->ent];
 	int rc = 0;
 	if (e->flags & LAM__E_OPAQUE)
-		rc = set_ovl(b, f->fd, e, "opaque", "y");
+		rc = set_ovl(&b->st, f->fd, e, "opaque", "y");
 	if (rc == 0)
-		apply_meta_fd(b, f->fd, e);
+		apply_meta_fd(&b->st, f->fd, e);
 	close(f->fd);
 	lam__crash_point();
 	return rc;
@@ -184,20 +220,7 @@ static int stage_file(builder *b, const lam__entry *e, int dirfd,
 			0600);
 	if (fd < 0)
 		return fail(e, errno, "staging");
-	int rc = 0;
-	if (e->flags & LAM__E_OBJECT) {
-		char obj[48], redirect[52];
-		lam__object_name(obj, &e->obj);
-		snprintf(redirect, sizeof(redirect), "/%s", obj);
-		if (ftruncate(fd, (off_t)e->size) < 0)
-			rc = fail(e, errno, "staging");
-		if (rc == 0)
-			rc = set_ovl(b, fd, e, "metacopy", "");
-		if (rc == 0)
-			rc = set_ovl(b, fd, e, "redirect", redirect);
-	}
-	if (rc == 0)
-		apply_meta_fd(b, fd, e);
+	int rc = lam__stage_file_fd(&b->st, fd, e);
 	close(fd);
 	lam__crash_point();
 	return rc;
@@ -207,7 +230,7 @@ static int stage_whiteout(builder *b, const lam__entry *e, int dirfd,
 			  const char *name)
 {
 	if (mknodat(dirfd, name, S_IFCHR | 0000, 0) == 0) {
-		apply_meta_at(b, dirfd, name, e);
+		apply_meta_at(&b->st, dirfd, name, e);
 		lam__crash_point();
 		return 0;
 	}
@@ -218,7 +241,7 @@ static int stage_whiteout(builder *b, const lam__entry *e, int dirfd,
 			0000);
 	if (fd < 0)
 		return fail(e, errno, "staging whiteout");
-	int rc = set_ovl(b, fd, e, "whiteout", "y");
+	int rc = set_ovl(&b->st, fd, e, "whiteout", "y");
 	close(fd);
 	return rc;
 }
@@ -248,7 +271,7 @@ static int stage_special(builder *b, const lam__entry *e, int dirfd,
 			return fail(e, errno, "staging");
 		close(fd);
 	}
-	apply_meta_at(b, dirfd, name, e);
+	apply_meta_at(&b->st, dirfd, name, e);
 	lam__crash_point();
 	return 0;
 }
@@ -288,7 +311,10 @@ static int stage_entry(builder *b, size_t i)
 	if (e->flags & LAM__E_WHITEOUT)
 		return stage_whiteout(b, e, dirfd, name);
 	if (S_ISDIR(e->mode)) {
-		if (mkdirat(dirfd, name, 0700) < 0)
+		/* With files staged ahead, their folders may exist: made by
+		 * the same code, 0700, never a symlink (O_NOFOLLOW below). */
+		if (mkdirat(dirfd, name, 0700) < 0 &&
+		    !(errno == EEXIST && b->prestaged))
 			return fail(e, errno, "staging");
 		int fd =
 			openat(dirfd, name,
@@ -297,6 +323,8 @@ static int stage_entry(builder *b, size_t i)
 			return fail(e, errno, "staging");
 		return push(b, i, fd);
 	}
+	if (b->staged != NULL && b->staged[i])
+		return 0;
 	if (e->link_group != 0) {
 		if (e->link_group > b->ngroups)
 			return lam__error(LAM_ECORRUPT, "bad link group");
@@ -321,6 +349,11 @@ static int stage_fs(builder *b)
 	b->first_of_group = lam__calloc((size_t)maxg + 1, sizeof(size_t));
 	if (b->first_of_group == NULL)
 		return lam__error(LAM_ENOMEM, "out of memory");
+	/* A group's member staged ahead is the one the others link to. */
+	for (size_t i = 0; b->staged != NULL && i < b->n; i++)
+		if (b->staged[i] && b->ents[i].link_group != 0 &&
+		    b->first_of_group[b->ents[i].link_group] == 0)
+			b->first_of_group[b->ents[i].link_group] = i + 1;
 	int fd = dup(b->fsfd);
 	if (fd < 0)
 		return lam__error_errno(errno, "staging");
@@ -343,8 +376,9 @@ int lam__layer_build(lam_layer **out, lam_store *s, int stagefd,
 		     uint64_t size, const lam__import_hooks *hooks)
 {
 	*out = NULL;
-	if (mkdirat(stagefd, "layer", 0755) < 0 ||
-	    mkdirat(stagefd, "layer/fs", 0755) < 0)
+	const unsigned char *staged = hooks ? hooks->staged : NULL;
+	if (staged == NULL && (mkdirat(stagefd, "layer", 0755) < 0 ||
+			       mkdirat(stagefd, "layer/fs", 0755) < 0))
 		return lam__error_errno(errno, "creating staging folder");
 	int layerfd =
 		openat(stagefd, "layer", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -358,11 +392,12 @@ int lam__layer_build(lam_layer **out, lam_store *s, int stagefd,
 	}
 	builder b;
 	memset(&b, 0, sizeof(b));
-	b.s = s;
+	lam__stager_init(&b.st, s, fsfd);
 	b.ents = ents;
 	b.n = n;
 	b.fsfd = fsfd;
-	b.can_chown = geteuid() == 0;
+	b.staged = staged;
+	b.prestaged = staged != NULL;
 	int rc = stage_fs(&b);
 	lam__free(b.stack);
 	lam__free(b.first_of_group);

@@ -105,7 +105,27 @@ typedef struct lam__import_hooks {
 	/* Does the whiteout at path hide anything in the parent chain? */
 	bool (*keep_whiteout)(void *ctx, const char *path, size_t len);
 	void *ctx;
+	/* lam__layer_build: per entry, non-zero when the caller staged it
+	 * already (a regular file, with lam__stage_file_fd()) in
+	 * stagefd/layer/fs, which the caller made, with folders 0700 as
+	 * needed on the way; NULL when nothing is staged. */
+	const unsigned char *staged;
 } lam__import_hooks;
+
+/* How staged entries get their metadata (shared by the layer builder and
+ * the tar import's workers; safe to use from several threads). */
+typedef struct lam__stager {
+	lam_store *s;
+	bool can_chown;
+	bool owner_known; /* what a new entry below fs/ is owned by: */
+	uint32_t uid, gid;
+} lam__stager;
+
+void lam__stager_init(lam__stager *st, lam_store *s, int fsfd);
+/* Give the regular file fd (just created, empty) entry e's layer-folder
+ * form: a metacopy stub redirecting into e's object, or an empty file;
+ * then e's xattrs, owner, mode and times. */
+int lam__stage_file_fd(const lam__stager *st, int fd, const lam__entry *e);
 
 int lam__layer_import(lam_layer **out, lam_store *store, const char *src,
 		      lam_layer *parent, const lam__import_hooks *hooks);

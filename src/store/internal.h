@@ -115,6 +115,12 @@ void lam__object_name(char out[48], const lam__objid *id);
 /* Store the contents of fd (size bytes, read from offset 0) as an object,
  * sharing an existing identical one; *stored_out tells whether new bytes
  * were written. */
+/* Store content held in memory. Safe to call from several threads at once
+ * on one store (errors land in the calling thread's record); scratch is
+ * LAM__OBJECT_SCRATCH bytes for comparing with an object of the same hash. */
+#define LAM__OBJECT_SCRATCH (1u << 20)
+int lam__object_put_buf(lam_store *s, const void *data, size_t len,
+			char *scratch, lam__objid *out, bool *stored_out);
 int lam__object_put_fd(lam_store *s, int fd, uint64_t size, lam__buf *work,
 		       lam__objid *out, bool *stored_out);
 int lam__object_open(lam_store *s, const lam__objid *id);

@@ -10,7 +10,7 @@
 /* Contents up to this size are hashed and compared in memory; larger ones
  * stream through a temporary file. */
 #define SMALL_MAX    (4u << 20)
-#define CHUNK	     (1u << 20)
+#define CHUNK	     LAM__OBJECT_SCRATCH
 #define MAX_VARIANTS 64
 
 void lam__object_name(char out[48], const lam__objid *id)
@@ -170,6 +170,14 @@ static int publish(lam_store *s, lam__objid *id, const void *data, uint64_t len,
 		return 0;
 	}
 	return lam__error(LAM_ECORRUPT, "too many objects share one hash");
+}
+
+int lam__object_put_buf(lam_store *s, const void *data, size_t len,
+			char *scratch, lam__objid *out, bool *stored_out)
+{
+	memset(out, 0, sizeof(*out));
+	lam__hash128(&out->digest, data, len);
+	return publish(s, out, data, len, -1, scratch, stored_out);
 }
 
 static int read_fd(void *ctx, void *buf, size_t len, size_t *got)
