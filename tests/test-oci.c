@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "support.h"
@@ -261,6 +262,94 @@ START_TEST(test_damaged_layouts_are_refused)
 }
 END_TEST
 
+/* Exports into one layout from several processes at once all land in
+ * index.json (lamina locks the layout folder while it rewrites it). */
+START_TEST(test_concurrent_exports_keep_every_tag)
+{
+	lam_layer *base;
+	lam_layer *top = make_chain(&base);
+	enum {
+		WRITERS = 4,
+		ROUNDS = 5
+	};
+	pid_t pids[WRITERS];
+	for (int w = 0; w < WRITERS; w++) {
+		pids[w] = fork();
+		ck_assert_int_ge(pids[w], 0);
+		if (pids[w] == 0) {
+			for (int r = 0; r < ROUNDS; r++) {
+				char tag[32];
+				snprintf(tag, sizeof(tag), "w%d-r%d", w, r);
+				if (lam_oci_export(
+					    lt_store,
+					    lam_layer_id(r % 2 ? top : base),
+					    lt_path("shared"), tag, NULL) != 0)
+					_exit(1);
+			}
+			_exit(0);
+		}
+	}
+	for (int w = 0; w < WRITERS; w++) {
+		int st = 0;
+		ck_assert_int_eq(waitpid(pids[w], &st, 0), pids[w]);
+		ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+			      "writer %d failed", w);
+	}
+	lam_store *s2 = other_store("s2");
+	for (int w = 0; w < WRITERS; w++)
+		for (int r = 0; r < ROUNDS; r++) {
+			char tag[32];
+			snprintf(tag, sizeof(tag), "w%d-r%d", w, r);
+			lam_layer *got = NULL;
+			LT_OK(lam_oci_import(&got, s2, lt_path("shared"), tag,
+					     NULL));
+			ck_assert_str_eq(lam_layer_id(got),
+					 lam_layer_id(r % 2 ? top : base));
+			lam_layer_free(got);
+		}
+	lam_store_free(s2);
+	lam_layer_free(top);
+	lam_layer_free(base);
+}
+END_TEST
+
+/* The import's cache of OCI layers goes with the layers it names. */
+START_TEST(test_gc_drops_cache_entries_of_removed_layers)
+{
+	lam_layer *base;
+	lam_layer *top = make_chain(&base);
+	LT_OK(lam_oci_export(lt_store, lam_layer_id(top), lt_path("lay"), "t",
+			     NULL));
+	lam_store *s2 = other_store("s2");
+	lam_layer *got = NULL;
+	LT_OK(lam_oci_import(&got, s2, lt_path("lay"), "t", NULL));
+	char cmd[9000];
+	snprintf(cmd, sizeof(cmd), "test $(ls '%s' | wc -l) = 3",
+		 lt_path("s2/oci-cache"));
+	ck_assert_int_eq(lt_run(cmd), 0);
+	/* Referenced (through a ref): kept. */
+	LT_OK(lam_store_ref_set(s2, "img", lam_layer_id(got), NULL));
+	lam_gc_stats gs;
+	LT_OK(lam_store_gc(s2, &gs));
+	ck_assert_int_eq(lt_run(cmd), 0);
+	/* Unreferenced: the layers go, and their entries. */
+	LT_OK(lam_store_ref_delete(s2, "img", NULL));
+	lam_layer_free(got);
+	LT_OK(lam_store_gc(s2, &gs));
+	ck_assert_uint_eq(gs.layers_removed, 3);
+	snprintf(cmd, sizeof(cmd), "test -z \"$(ls -A '%s')\"",
+		 lt_path("s2/oci-cache"));
+	ck_assert_int_eq(lt_run(cmd), 0);
+	/* And the image imports again, whole. */
+	LT_OK(lam_oci_import(&got, s2, lt_path("lay"), "t", NULL));
+	ck_assert_str_eq(lam_layer_id(got), lam_layer_id(top));
+	lam_layer_free(got);
+	lam_store_free(s2);
+	lam_layer_free(top);
+	lam_layer_free(base);
+}
+END_TEST
+
 int main(void)
 {
 	if (lt_archive_missing())
@@ -273,6 +362,8 @@ int main(void)
 	tcase_add_test(tc, test_images_share_blobs_and_layers);
 	tcase_add_test(tc, test_multi_platform_index_picks_the_host);
 	tcase_add_test(tc, test_damaged_layouts_are_refused);
+	tcase_add_test(tc, test_concurrent_exports_keep_every_tag);
+	tcase_add_test(tc, test_gc_drops_cache_entries_of_removed_layers);
 	suite_add_tcase(s, tc);
 	return lt_main(s);
 }

@@ -136,8 +136,9 @@ typedef struct lam_gc_stats {
 
 /**
  * Remove every layer that no ref (and no open view) reaches, then every
- * content object that no remaining layer uses, and leftovers of killed
- * writers. Safe against writers in other processes.
+ * content object that no remaining layer uses, the OCI import's cache
+ * entries for layers that are gone, and leftovers of killed writers. Safe
+ * against writers in other processes.
  *
  * @param[in] store the store.
  * @param[out] out what was removed; may be NULL.

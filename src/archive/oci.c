@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <time.h>
@@ -214,10 +215,16 @@ static int check_tag(const char *tag)
 	return 0;
 }
 
-/* index.json with the new manifest, keeping the other images. */
+/* index.json with the new manifest, keeping the other images. The read
+ * and the replacement happen under an exclusive flock of the layout
+ * folder, so that two lamina processes exporting into one layout at once
+ * both land (other tools do not take it: the OCI defines no lock). */
 static int write_index(int dirfd, const char *tag, const char *mdigest,
 		       size_t msize)
 {
+	while (flock(dirfd, LOCK_EX) < 0)
+		if (errno != EINTR)
+			return lam__error_errno(errno, "locking the layout");
 	char *old = NULL;
 	size_t olen = 0;
 	int rc = lam__read_file_at(dirfd, "index.json", &old, &olen, 64u << 20);
@@ -269,6 +276,7 @@ static int write_index(int dirfd, const char *tag, const char *mdigest,
 		rc = lam__buf_puts(&b, "}]}\n");
 	if (rc == 0)
 		rc = lam__write_file_atomic(dirfd, "index.json", b.data, b.len);
+	flock(dirfd, LOCK_UN);
 	lam__buf_free(&b);
 	lam__json_free(&idx);
 	lam__free(old);

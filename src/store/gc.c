@@ -128,6 +128,40 @@ static int find_rec(const lam__layer_rec *recs, size_t n, const char *id)
 	return -1;
 }
 
+/* oci-cache/ maps an OCI layer (its parent, diff id and key/value delta)
+ * to the layer an import made of it (src/archive/oci-import.c): an entry
+ * naming a layer that is gone would only miss, so it goes too. */
+static void gc_oci_cache(lam_store *s, const lam__layer_rec *recs, size_t n)
+{
+	int fd = openat(s->rootfd, "oci-cache",
+			O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	lam__clear_tmp_files(fd);
+	DIR *d = lam__opendir_dup(fd);
+	struct dirent *de;
+	while (d != NULL && (de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		char *id = NULL;
+		size_t len = 0;
+		bool live = false;
+		if (lam__read_file_at(fd, de->d_name, &id, &len, 64) == 0 &&
+		    len == 32 && lam__is_hex(id, 32)) {
+			char hex[33];
+			memcpy(hex, id, 32);
+			hex[32] = '\0';
+			live = find_rec(recs, n, hex) >= 0;
+		}
+		lam__free(id);
+		if (!live)
+			unlinkat(fd, de->d_name, 0);
+	}
+	if (d != NULL)
+		closedir(d);
+	close(fd);
+}
+
 int lam_store_gc(lam_store *store, lam_gc_stats *out)
 {
 	lam__error_reset();
@@ -206,6 +240,10 @@ int lam_store_gc(lam_store *store, lam_gc_stats *out)
 	lam__objset_free(&used);
 	lam__free(bases);
 	if (rc == 0) {
+		lam__error_saved saved;
+		lam__error_save(&saved);
+		gc_oci_cache(store, recs, n);
+		lam__error_restore(&saved);
 		lam__store_clear_tmp(store);
 		lam__clear_tmp_files(store->rootfd);
 	}
