@@ -73,9 +73,11 @@ struct lam__tjobs {
 	bool flusher_on;
 	pthread_t flusher;
 	job slots[SLOTS];
-	size_t head; /* jobs queued so far */
-	size_t take; /* jobs taken by workers */
-	size_t tail; /* jobs reaped */
+	size_t head;	 /* jobs queued so far */
+	size_t take;	 /* jobs taken by workers */
+	size_t tail;	 /* jobs reaped */
+	size_t unreaped; /* jobs done, not yet reaped */
+	bool waiting;	 /* the reading thread waits for results */
 	uint64_t inflight;
 	bool stop;
 	int err; /* the first error, of a job or of cb */
@@ -234,6 +236,7 @@ static void reap_locked(lam__tjobs *j)
 		}
 		lam__free(jb->data);
 		jb->data = NULL;
+		j->unreaped--;
 		j->inflight -= jb->counted;
 		jb->state = FREE;
 		j->tail++;
@@ -271,7 +274,12 @@ static void *work(void *arg)
 		if (j->unflushed >= FLUSH_EVERY)
 			pthread_cond_signal(&j->flush);
 		jb->state = DONE;
-		pthread_cond_broadcast(&j->done);
+		/* Wake the reader for a batch of results, not for each:
+		 * a quarter of the queue, or the last jobs, or an error. */
+		j->unreaped++;
+		if (j->waiting && (j->unreaped >= SLOTS / 4 ||
+				   j->take == j->head || j->err != 0))
+			pthread_cond_signal(&j->done);
 	}
 	pthread_mutex_unlock(&j->mu);
 	lam__close(&w->dirfd);
@@ -386,7 +394,11 @@ int lam__tjobs_submit(lam__tjobs *j, size_t tag, const lam__entry *e,
 	while (j->err == 0 && j->tail < j->head &&
 	       (j->head - j->tail == SLOTS ||
 		j->inflight + size > MAX_INFLIGHT)) {
+		/* Whatever is queued must be running for room to come. */
+		pthread_cond_broadcast(&j->more);
+		j->waiting = true;
 		pthread_cond_wait(&j->done, &j->mu);
+		j->waiting = false;
 		reap_locked(j);
 	}
 	if (j->err != 0) {
@@ -413,8 +425,11 @@ int lam__tjobs_submit(lam__tjobs *j, size_t tag, const lam__entry *e,
 			lam__error_save(&j->saved);
 		}
 		jb->state = DONE;
+		j->unreaped++;
 		reap_locked(j);
-	} else {
+	} else if (j->head - j->take >= 4 || size >= (256u << 10)) {
+		/* Wake a worker for a few jobs at a time (finish wakes
+		 * them for the rest). */
 		pthread_cond_signal(&j->more);
 	}
 	int rc = j->err;
@@ -425,9 +440,12 @@ int lam__tjobs_submit(lam__tjobs *j, size_t tag, const lam__entry *e,
 int lam__tjobs_finish(lam__tjobs *j)
 {
 	pthread_mutex_lock(&j->mu);
+	pthread_cond_broadcast(&j->more);
 	reap_locked(j);
 	while (j->tail < j->head) {
+		j->waiting = true;
 		pthread_cond_wait(&j->done, &j->mu);
+		j->waiting = false;
 		reap_locked(j);
 	}
 	int rc = j->err;
