@@ -12,6 +12,7 @@
 
 #include "support.h"
 #include "tar-build.h"
+#include "store/internal.h"
 
 /* Every kind of entry a layer keeps, with the corners of the tar format:
  * names over 100 bytes, a long symlink target, sub-second times, xattrs,
@@ -413,6 +414,60 @@ static void assert_nothing_left(lam_store *s)
 	assert_store_clean(s);
 }
 
+/* Objects are shared by content, and a hash match is trusted only once
+ * the bytes agree, also after a run of new files (when the writers skip
+ * the lookup and let the link find an existing object): a file repeating
+ * an earlier one's content adds no object, and one whose hash is taken by
+ * different bytes gets an object of its own. */
+START_TEST(test_objects_dedup_and_collide_after_new_runs)
+{
+	tb t;
+	tb_init(&t);
+	char name[64], body[64];
+	static const char victim[] = "the real bytes of this file";
+	for (int i = 0; i < 60; i++) {
+		int n = snprintf(body, sizeof(body), "unique content %d", i);
+		snprintf(name, sizeof(name), "new/f%02d", i);
+		tb_file(&t, name, 0644, body, (size_t)n);
+		/* After a run of new files: a content whose object name a
+		 * decoy holds (planted below), and later repeats of earlier
+		 * contents. */
+		if (i == 30)
+			tb_file(&t, "victim", 0644, victim, sizeof(victim) - 1);
+	}
+	for (int i = 0; i < 5; i++) {
+		int n = snprintf(body, sizeof(body), "unique content %d", i);
+		snprintf(name, sizeof(name), "again/f%02d", i);
+		tb_file(&t, name, 0644, body, (size_t)n);
+	}
+	tb_end(&t);
+	lam__objid id;
+	memset(&id, 0, sizeof(id));
+	lam__hash128(&id.digest, victim, sizeof(victim) - 1);
+	char obj[48];
+	lam__object_name(obj, &id);
+	const char *decoy = lt_path("store/objects/%s", obj);
+	lt_write(decoy, "the fake bytes of this file");
+	chmod(decoy, 0444);
+	lam_layer *l = tb_import_ok(&t, lt_store, NULL, NULL);
+	lam_store_stats st;
+	LT_OK(lam_store_stats_get(lt_store, &st));
+	/* 60 contents, the victim's own (a variant), and the decoy. */
+	ck_assert_uint_eq(st.objects, 62);
+	ck_assert(lt_exists(lt_path("store/objects/%s.1", obj)));
+	LT_OK(lam_layer_checkout(l, lt_path("co"), NULL));
+	size_t len = 0;
+	char *got = lt_read(lt_path("co/victim"), &len);
+	ck_assert_uint_eq(len, sizeof(victim) - 1);
+	ck_assert_int_eq(memcmp(got, victim, len), 0);
+	free(got);
+	got = lt_read(lt_path("co/again/f03"), NULL);
+	ck_assert_str_eq(got, "unique content 3");
+	free(got);
+	lam_layer_free(l);
+}
+END_TEST
+
 /* A stream that fails late, with writers busy: nothing stays behind. */
 START_TEST(test_late_failure_takes_everything_back)
 {
@@ -544,6 +599,7 @@ int main(void)
 	tcase_add_test(tc, test_progress_can_stop_an_import);
 	tcase_add_test(tc, test_writer_threads_change_nothing);
 	tcase_add_test(tc, test_late_failure_takes_everything_back);
+	tcase_add_test(tc, test_objects_dedup_and_collide_after_new_runs);
 	tcase_add_test(tc, test_writer_failure_reaches_the_caller);
 	suite_add_tcase(s, tc);
 	if (lt_archive_missing())

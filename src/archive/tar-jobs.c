@@ -73,11 +73,12 @@ struct lam__tjobs {
 	bool flusher_on;
 	pthread_t flusher;
 	job slots[SLOTS];
-	size_t head;	 /* jobs queued so far */
-	size_t take;	 /* jobs taken by workers */
-	size_t tail;	 /* jobs reaped */
-	size_t unreaped; /* jobs done, not yet reaped */
-	bool waiting;	 /* the reading thread waits for results */
+	size_t head;	      /* jobs queued so far */
+	size_t take;	      /* jobs taken by workers */
+	size_t tail;	      /* jobs reaped */
+	size_t unreaped;      /* jobs done, not yet reaped */
+	unsigned int new_run; /* objects stored new in a row (atomic) */
+	bool waiting;	      /* the reading thread waits for results */
 	uint64_t inflight;
 	bool stop;
 	int err; /* the first error, of a job or of cb */
@@ -201,8 +202,17 @@ static int run(worker *w, job *jb)
 	r->tag = jb->tag;
 	int rc = 0;
 	if (jb->data != NULL) {
+		/* After a run of new objects, expect new ones: a fresh
+		 * image's files are, a re-imported layer's are not. */
+		bool expect_new =
+			__atomic_load_n(&j->new_run, __ATOMIC_RELAXED) >= 16;
 		rc = lam__object_put_buf(j->s, jb->data, (size_t)jb->e.size,
-					 w->scratch, &jb->e.obj, &r->stored);
+					 w->scratch, expect_new, &jb->e.obj,
+					 &r->stored);
+		if (rc == 0 && r->stored)
+			__atomic_add_fetch(&j->new_run, 1, __ATOMIC_RELAXED);
+		else if (rc == 0)
+			__atomic_store_n(&j->new_run, 0, __ATOMIC_RELAXED);
 		if (rc < 0)
 			return lam__error_prefix(rc, "file %s", jb->e.path);
 		jb->e.flags |= LAM__E_OBJECT;

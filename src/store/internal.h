@@ -117,10 +117,14 @@ void lam__object_name(char out[48], const lam__objid *id);
  * were written. */
 /* Store content held in memory. Safe to call from several threads at once
  * on one store (errors land in the calling thread's record); scratch is
- * LAM__OBJECT_SCRATCH bytes for comparing with an object of the same hash. */
+ * LAM__OBJECT_SCRATCH bytes for comparing with an object of the same hash.
+ * link_first: the caller expects a new object (its last ones were), so the
+ * lookup before the write is skipped; an existing object is still found
+ * (by the link's EEXIST) and compared, only at the cost of the write. */
 #define LAM__OBJECT_SCRATCH (1u << 20)
 int lam__object_put_buf(lam_store *s, const void *data, size_t len,
-			char *scratch, lam__objid *out, bool *stored_out);
+			char *scratch, bool link_first, lam__objid *out,
+			bool *stored_out);
 int lam__object_put_fd(lam_store *s, int fd, uint64_t size, lam__buf *work,
 		       lam__objid *out, bool *stored_out);
 int lam__object_open(lam_store *s, const lam__objid *id);

@@ -106,16 +106,24 @@ static int link_tmpfile(lam_store *s, int fd, const char *name)
 }
 
 /* Find or create the object for content already hashed into id->digest.
- * The content is either in memory (data) or in an unlinked file (tmpfd). */
+ * The content is either in memory (data) or in an unlinked file (tmpfd).
+ * link_first (content in memory only): skip the first lookup and let the
+ * link say whether the object exists (EEXIST: then look and compare, as
+ * for a writer that published it meanwhile). */
 static int publish(lam_store *s, lam__objid *id, const void *data, uint64_t len,
-		   int tmpfd, char *scratch, bool *stored)
+		   int tmpfd, char *scratch, bool link_first, bool *stored)
 {
 	*stored = false;
+	bool look = !link_first || data == NULL;
 	for (id->variant = 0; id->variant < MAX_VARIANTS; id->variant++) {
 		char name[48];
 		lam__object_name(name, id);
-		int ofd = openat(s->objectsfd, name,
-				 O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		int ofd = -1;
+		errno = ENOENT;
+		if (look)
+			ofd = openat(s->objectsfd, name,
+				     O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		look = true;
 		if (ofd >= 0) {
 			/* A hash hit is trusted only once the bytes agree:
 			 * XXH3 is not collision resistant. */
@@ -173,11 +181,12 @@ static int publish(lam_store *s, lam__objid *id, const void *data, uint64_t len,
 }
 
 int lam__object_put_buf(lam_store *s, const void *data, size_t len,
-			char *scratch, lam__objid *out, bool *stored_out)
+			char *scratch, bool link_first, lam__objid *out,
+			bool *stored_out)
 {
 	memset(out, 0, sizeof(*out));
 	lam__hash128(&out->digest, data, len);
-	return publish(s, out, data, len, -1, scratch, stored_out);
+	return publish(s, out, data, len, -1, scratch, link_first, stored_out);
 }
 
 static int read_fd(void *ctx, void *buf, size_t len, size_t *got)
@@ -229,7 +238,8 @@ int lam__object_put_stream(lam_store *s, uint64_t size,
 		if (got != datalen)
 			return lam__error(LAM_ECORRUPT, "content ends early");
 		lam__hash128(&out->digest, data, got);
-		return publish(s, out, data, got, -1, scratch, stored_out);
+		return publish(s, out, data, got, -1, scratch, false,
+			       stored_out);
 	}
 	int tfd = tmpfile_in_objects(s);
 	if (tfd < 0)
@@ -259,7 +269,8 @@ int lam__object_put_stream(lam_store *s, uint64_t size,
 	}
 	if (rc == 0) {
 		lam__hasher_digest(h, &out->digest);
-		rc = publish(s, out, NULL, total, tfd, scratch, stored_out);
+		rc = publish(s, out, NULL, total, tfd, scratch, false,
+			     stored_out);
 	}
 	close(tfd);
 	return rc;
