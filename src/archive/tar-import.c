@@ -328,7 +328,7 @@ static int store_content(imp *im, size_t idx)
 	if (e->size > IN_MEMORY_MAX) {
 		bool stored = false;
 		rc = lam__object_put_stream(im->s, e->size, read_data, im,
-					    &im->work, &e->obj, &stored);
+					    &im->work, false, &e->obj, &stored);
 		if (rc == 0) {
 			e->flags |= LAM__E_OBJECT;
 			if (stored)

@@ -40,6 +40,7 @@ typedef struct importer {
 	/* Objects this import wrote, so a failed import can take them back. */
 	lam__objid *created;
 	size_t ncreated, created_cap;
+	unsigned int new_run; /* objects stored new in a row */
 	bool can_chown;
 	uid_t euid;
 	gid_t egid;
@@ -321,13 +322,16 @@ static int stage_file(importer *im, int srcdir, int dstdir, const char *name,
 				     &handled);
 	if (rc == 0 && !handled && e->size > 0) {
 		bool stored;
-		rc = lam__object_put_fd(im->s, fd, e->size, &im->work, &e->obj,
-					&stored);
+		/* After a run of new objects, expect new ones (see
+		 * lam__object_put_buf()). */
+		rc = lam__object_put_fd(im->s, fd, e->size, &im->work,
+					im->new_run >= 16, &e->obj, &stored);
 		if (rc < 0)
 			lam__error_prefix(rc, "importing %s/%s", im->src,
 					  im->path);
 		else if (stored)
 			rc = remember_object(im, &e->obj);
+		im->new_run = rc == 0 && stored ? im->new_run + 1 : 0;
 		e->flags |= LAM__E_OBJECT;
 	}
 	close(fd);

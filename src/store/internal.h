@@ -126,7 +126,7 @@ int lam__object_put_buf(lam_store *s, const void *data, size_t len,
 			char *scratch, bool link_first, lam__objid *out,
 			bool *stored_out);
 int lam__object_put_fd(lam_store *s, int fd, uint64_t size, lam__buf *work,
-		       lam__objid *out, bool *stored_out);
+		       bool link_first, lam__objid *out, bool *stored_out);
 int lam__object_open(lam_store *s, const lam__objid *id);
 /* The same for content that comes from a reader (a tar stream): read()
  * must deliver exactly size bytes in all, *got < len only at the end; a
@@ -135,7 +135,7 @@ typedef int (*lam__object_read_fn)(void *ctx, void *buf, size_t len,
 				   size_t *got);
 int lam__object_put_stream(lam_store *s, uint64_t size,
 			   lam__object_read_fn read, void *ctx, lam__buf *work,
-			   lam__objid *out, bool *stored_out);
+			   bool link_first, lam__objid *out, bool *stored_out);
 
 /* The base layers of all stored views (implemented with the views): gc
  * keeps them and delete refuses them. */

@@ -198,10 +198,10 @@ static int read_fd(void *ctx, void *buf, size_t len, size_t *got)
 }
 
 int lam__object_put_fd(lam_store *s, int fd, uint64_t size, lam__buf *work,
-		       lam__objid *out, bool *stored_out)
+		       bool link_first, lam__objid *out, bool *stored_out)
 {
-	int rc = lam__object_put_stream(s, size, read_fd, &fd, work, out,
-					stored_out);
+	int rc = lam__object_put_stream(s, size, read_fd, &fd, work, link_first,
+					out, stored_out);
 	if (rc == LAM_ECORRUPT)
 		return lam__error(LAM_EIO, "file changed size while read");
 	if (rc < 0)
@@ -216,7 +216,7 @@ int lam__object_put_fd(lam_store *s, int fd, uint64_t size, lam__buf *work,
 
 int lam__object_put_stream(lam_store *s, uint64_t size,
 			   lam__object_read_fn read, void *ctx, lam__buf *work,
-			   lam__objid *out, bool *stored_out)
+			   bool link_first, lam__objid *out, bool *stored_out)
 {
 	memset(out, 0, sizeof(*out));
 	*stored_out = false;
@@ -238,7 +238,7 @@ int lam__object_put_stream(lam_store *s, uint64_t size,
 		if (got != datalen)
 			return lam__error(LAM_ECORRUPT, "content ends early");
 		lam__hash128(&out->digest, data, got);
-		return publish(s, out, data, got, -1, scratch, false,
+		return publish(s, out, data, got, -1, scratch, link_first,
 			       stored_out);
 	}
 	int tfd = tmpfile_in_objects(s);
