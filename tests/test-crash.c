@@ -13,6 +13,14 @@
  * the test opens the store and checks that it is one of the states the
  * interrupted step may leave: the one before it or the one after it (or,
  * for a delete or gc, one on the way, with children gone before parents).
+ *
+ * The scenario ends with tar-stream imports (lam_layer_import_tar): a base
+ * with a file streamed into its object, a diff with OCI whiteouts and an
+ * opaque marker, both written by the import's worker threads, and a small
+ * diff imported in the calling thread alone. The workers pass crash points
+ * too, so which files and objects exist at the n-th point varies between
+ * runs; the states allowed after a kill do not. Those steps are killed at
+ * a sample of their points (see tar_point_sampled).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -43,13 +51,28 @@ enum slot {
 	L_D1, /* an unreferenced base ... */
 	L_D2, /* ... and its child: removed by gc */
 	L_E,  /* a diff on B: the new target of ref "top" */
+	L_T,  /* a base from a tar stream: 180 files, one of 4 MiB */
+	L_U,  /* a diff on T from a tar stream: .wh. whiteouts, opaque */
+	L_V,  /* a diff on E from a tar stream, imported in one thread */
 	L_F,  /* imported only after a crash, to show the store still works */
 	NSLOTS,
 };
 
-static const char *const slot_name[NSLOTS] = {"A",  "B",  "C1", "C2",
-					      "D1", "D2", "E",	"F"};
-static const int slot_parent[NSLOTS] = {-1, L_A, L_A, L_C1, -1, L_D1, L_B, -1};
+static const char *const slot_name[NSLOTS] = {"A", "B", "C1", "C2", "D1", "D2",
+					      "E", "T", "U",  "V",  "F"};
+static const int slot_parent[NSLOTS] = {-1,  L_A, L_A, L_C1, -1, L_D1,
+					L_B, -1,  L_T, L_E,  -1};
+
+/* How a slot's layer is imported: lam_layer_import_dir() from its source
+ * folder, or lam_layer_import_tar() from the tar GNU tar made of it (with
+ * the worker threads, or in the calling thread only). */
+enum how {
+	BY_DIR,
+	BY_TAR,
+	BY_TAR_ONE_THREAD,
+};
+static const enum how slot_how[NSLOTS] = {
+	[L_T] = BY_TAR, [L_U] = BY_TAR, [L_V] = BY_TAR_ONE_THREAD};
 
 enum ref_slot {
 	R_BASE,
@@ -66,6 +89,7 @@ enum kind {
 	K_REF_STALE,
 	K_DELETE,
 	K_GC,
+	K_IMPORT_TAR,
 };
 
 typedef struct step {
@@ -91,6 +115,11 @@ static const step steps[] = {
 	{K_IMPORT_DIFF, L_E, -1, -1, -1},
 	{K_REF_STALE, -1, R_TOP, L_E, L_A},
 	{K_REF, -1, R_TOP, L_E, L_B},
+	/* Last: T's files then weigh on no other step's store copies, and
+	 * the counting runs of the other kinds stop before them. */
+	{K_IMPORT_TAR, L_T, -1, -1, -1},
+	{K_IMPORT_TAR, L_U, -1, -1, -1},
+	{K_IMPORT_TAR, L_V, -1, -1, -1},
 };
 
 #define NSTEPS ((int)LAM__ARRAY_LEN(steps))
@@ -277,8 +306,90 @@ static void build_small(const char *d, const char *tag, int files)
 	}
 }
 
-/* All sources and the merged trees their checkouts must equal. */
-static void build_sources(void)
+/* The tar base: 8 folders of 20 small files (one content shared by 8 of
+ * them, so that two workers race to store it), a file over the 4 MiB the
+ * reading thread hands to the workers in memory (streamed into its object
+ * instead) with a hard link, a hard-link group of three across folders, an
+ * empty file, symlinks, a folder of mode 0500 with files in it (the
+ * workers stage into it before the builder gives it its mode) and a
+ * private one of another owner, xattrs on a file and a folder, a setuid
+ * file, a fifo and a device. */
+static void build_t(const char *d)
+{
+	char c[128];
+	for (int i = 0; i < 8; i++) {
+		for (int f = 0; f < 19; f++) {
+			snprintf(c, sizeof(c), "app %d file %d\n", i, f);
+			put(in(d, "srv/app%02d/f%02d", i, f), c, 0644);
+		}
+		put(in(d, "srv/app%02d/f19", i), "shared by eight\n", 0644);
+	}
+	put_big(in(d, "srv/big/blob.bin"), (4u << 20) + 4099, 0x7654321);
+	lt_link(in(d, "srv/big/blob.bin"), in(d, "srv/big/blob.link"));
+	put(in(d, "srv/big/small-dup"), "app 3 file 3\n", 0644);
+	lt_link(in(d, "srv/app00/f00"), in(d, "srv/links/l1"));
+	lt_link(in(d, "srv/app00/f00"), in(d, "srv/app05/hard"));
+	put(in(d, "srv/empty"), "", 0644);
+	lt_symlink("app03", in(d, "srv/current"));
+	lt_symlink("../app02/f01", in(d, "srv/app01/cfg"));
+	for (int f = 0; f < 5; f++) {
+		snprintf(c, sizeof(c), "locked %d\n", f);
+		put(in(d, "srv/locked/sub/l%d", f), c, 0444);
+	}
+	ck_assert_int_eq(chmod(in(d, "srv/locked/sub"), 0500), 0);
+	ck_assert_int_eq(chmod(in(d, "srv/locked"), 0555), 0);
+	put(in(d, "srv/private/key"), "secret\n", 0600);
+	ck_assert_int_eq(lchown(in(d, "srv/private/key"), 1000, 1000), 0);
+	ck_assert_int_eq(chmod(in(d, "srv/private"), 0700), 0);
+	ck_assert_int_eq(lchown(in(d, "srv/private"), 1000, 1000), 0);
+	put_xattr(in(d, "srv/app02/f03"), "user.comment", "from the tar");
+	put_xattr(in(d, "srv/app04"), "user.folder", "a folder's xattr");
+	put(in(d, "srv/bin/su"), "#!/bin/sh\necho su\n", 04755);
+	lt_mkdir(in(d, "srv/run"));
+	put_fifo(in(d, "srv/run/ctl"));
+	lt_mkdir(in(d, "srv/dev"));
+	put_chr(in(d, "srv/dev/zero"), 1, 5);
+}
+
+/* The tar diff on T, in OCI form (GNU tar keeps overlayfs whiteouts as
+ * devices, so the markers are empty regular files): a changed file, new
+ * files with a hard link and content T holds already, whiteouts of a
+ * file, of a folder and of a hard-link member, and an opaque folder. */
+static void build_u(const char *d)
+{
+	char c[128];
+	put(in(d, "srv/app00/f01"), "changed by U\n", 0644);
+	for (int f = 0; f < 10; f++) {
+		snprintf(c, sizeof(c), "new %d\n", f);
+		put(in(d, "srv/new/n%d", f), c, 0644);
+	}
+	lt_link(in(d, "srv/new/n0"), in(d, "srv/new/n0-link"));
+	put(in(d, "srv/new/same"), "app 3 file 0\n", 0644);
+	put(in(d, "srv/app01/.wh.f02"), "", 0644);
+	put(in(d, "srv/.wh.app07"), "", 0644);
+	put(in(d, "srv/links/.wh.l1"), "", 0644);
+	put(in(d, "srv/app02/.wh..wh..opq"), "", 0644);
+	put(in(d, "srv/app02/only"), "app02 is U's now\n", 0644);
+}
+
+/* The one-thread tar diff on E: a whiteout of E's file, an opaque etc/
+ * over the folder imports' one, new files. */
+static void build_v(const char *d)
+{
+	put(in(d, "opt-e/.wh.f0"), "", 0644);
+	put(in(d, "etc/.wh..wh..opq"), "", 0644);
+	put(in(d, "etc/v.conf"), "v = 1\n", 0644);
+	build_small(d, "opt-v", 4);
+}
+
+static const char *tar_file(int slot)
+{
+	return lt_path("tar/%s.tar", slot_name[slot]);
+}
+
+/* All sources and the merged trees their checkouts must equal; those of
+ * the tar slots (T, U, V and their tars) only when asked for. */
+static void build_sources(bool tar)
 {
 	build_a(src_dir(L_A));
 	build_b(src_dir(L_B));
@@ -293,18 +404,46 @@ static void build_sources(void)
 	build_small(src_dir(L_E), "opt-e", 3);
 	put(in(src_dir(L_E), "etc/hosts"), "127.0.0.1 localhost e\n", 0644);
 	build_small(src_dir(L_F), "f", 3);
+	if (tar) {
+		build_t(src_dir(L_T));
+		build_u(src_dir(L_U));
+		build_v(src_dir(L_V));
+		/* PAX headers: xattrs, and mtimes to the nanosecond. */
+		lt_mkdir(lt_path("tar"));
+		for (int s = 0; s < NSLOTS; s++)
+			if (slot_how[s] != BY_DIR)
+				sh("tar --numeric-owner --xattrs "
+				   "--xattrs-include='user.*' -C '%s' -cf '%s' "
+				   ".",
+				   src_dir(s), tar_file(s));
+	}
 
 	/* A diff applied on its parent's merged tree: copy the parent, drop
 	 * what the whiteouts and the opaque folder hide, copy the diff over
 	 * it, then drop the copied whiteout devices themselves. */
 	lt_mkdir(lt_path("exp"));
 	for (int s = 0; s < NSLOTS; s++) {
-		if (slot_parent[s] < 0)
+		if (slot_parent[s] < 0 || (!tar && slot_how[s] != BY_DIR))
 			continue;
 		char dst[4096], src[4096];
 		snprintf(dst, sizeof(dst), "%s", exp_dir(s));
 		snprintf(src, sizeof(src), "%s", src_dir(s));
 		sh("cp -a '%s' '%s'", exp_dir(slot_parent[s]), dst);
+		if (slot_how[s] != BY_DIR) {
+			/* The same with OCI markers: each .wh.X hides X,
+			 * each .wh..wh..opq its folder's lower content; the
+			 * markers themselves are no entries. */
+			sh("cd '%s' && find . -name .wh..wh..opq -printf "
+			   "'%%h\\0' | (cd '%s' && xargs -0r rm -rf)",
+			   src, dst);
+			sh("cd '%s' && find . -name '.wh.*' ! -name "
+			   "'.wh..wh.*' -print0 | sed -z 's|/\\.wh\\.|/|' | "
+			   "(cd '%s' && xargs -0r rm -rf)",
+			   src, dst);
+			sh("cp -a --remove-destination '%s/.' '%s/'", src, dst);
+			sh("find '%s' -name '.wh.*' -delete", dst);
+			continue;
+		}
 		sh("cd '%s' && find . -type c -print0 | (cd '%s' && "
 		   "xargs -0r rm -rf)",
 		   src, dst);
@@ -326,6 +465,26 @@ static void child_fail(int code, const char *what)
 	_exit(100);
 }
 
+/* Import a slot's layer, the way slot_how says, on parent (or none). */
+static int import_slot(lam_layer **out, lam_store *s, int slot,
+		       lam_layer *parent)
+{
+	if (slot_how[slot] == BY_DIR)
+		return lam_layer_import_dir(out, s, src_dir(slot), parent,
+					    NULL);
+	int fd = open(tar_file(slot), O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		*out = NULL;
+		return -errno;
+	}
+	lam_tar_import_options o = LAM_TAR_IMPORT_OPTIONS_INIT;
+	if (slot_how[slot] == BY_TAR_ONE_THREAD)
+		o.flags |= LAM_TAR_ONE_THREAD;
+	int rc = lam_layer_import_tar(out, s, fd, parent, &o);
+	close(fd);
+	return rc;
+}
+
 static state state_after(int k);
 
 /* Paths of the pre-made store states: snap/<k> is the store after the
@@ -336,9 +495,13 @@ static const char *snap_dir(int k)
 }
 
 /* Copy a tree entry by entry (types, modes, owners, times, xattrs, hard
- * links within the tree). Content objects (files below objects/) are hard
- * linked instead of copied: the store never writes to an object once it is
- * published, and a 5 MiB copy per kill would dominate the run time. */
+ * links within the tree). Content objects (the files of the flat objects/
+ * folder) are hard linked instead of copied: the store never writes to an
+ * object once it is published, and a 5 MiB copy per kill would dominate
+ * the run time. A file that reads as zeros only (a layer folder's file,
+ * which has a size and a redirect to its object but no data) is copied as
+ * a hole, as the store has it: written out, the big files' 9 MiB of zeros
+ * per copy would be most of what every kill's syncfs has to write back. */
 typedef struct copier {
 	ino_t *ino;
 	char **first;
@@ -369,35 +532,27 @@ static void copy_meta(const char *from, const char *to, const struct stat *st)
 	ck_assert_int_eq(utimensat(AT_FDCWD, to, ts, AT_SYMLINK_NOFOLLOW), 0);
 }
 
-static void copy_entry(copier *c, const char *from, const char *to)
+static bool all_zero(const char *data, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (data[i] != 0)
+			return false;
+	return true;
+}
+
+/* object: from is an entry of the store's objects/ folder. */
+static void copy_entry(copier *c, const char *from, const char *to, bool object)
 {
 	struct stat st;
 	ck_assert_msg(lstat(from, &st) == 0, "lstat %s: %s", from,
 		      strerror(errno));
-	const char *rel = from + c->root_len;
-	if (S_ISDIR(st.st_mode) && strncmp(rel, "/objects/", 9) == 0 &&
-	    strchr(rel + 9, '/') == NULL) {
-		/* The 256 fan-out folders of the object pool: plain folders
-		 * whose metadata nothing reads; copying it would make up
-		 * most of the copy's cost. */
-		ck_assert_msg(mkdir(to, st.st_mode & 07777) == 0,
-			      "mkdir %s: %s", to, strerror(errno));
-		DIR *d = opendir(from);
-		ck_assert_ptr_nonnull(d);
-		struct dirent *de;
-		while ((de = readdir(d)) != NULL) {
-			if (de->d_name[0] == '.')
-				continue;
-			char f[4096], t[4096];
-			snprintf(f, sizeof(f), "%s/%s", from, de->d_name);
-			snprintf(t, sizeof(t), "%s/%s", to, de->d_name);
-			ck_assert_msg(link(f, t) == 0, "link %s: %s", t,
-				      strerror(errno));
-		}
-		closedir(d);
+	if (object && S_ISREG(st.st_mode)) {
+		ck_assert_msg(link(from, to) == 0, "link %s: %s", to,
+			      strerror(errno));
 		return;
 	}
 	if (S_ISDIR(st.st_mode)) {
+		bool objects = strcmp(from + c->root_len, "/objects") == 0;
 		ck_assert_msg(mkdir(to, 0700) == 0, "mkdir %s: %s", to,
 			      strerror(errno));
 		DIR *d = opendir(from);
@@ -410,7 +565,7 @@ static void copy_entry(copier *c, const char *from, const char *to)
 			char f[4096], t[4096];
 			snprintf(f, sizeof(f), "%s/%s", from, de->d_name);
 			snprintf(t, sizeof(t), "%s/%s", to, de->d_name);
-			copy_entry(c, f, t);
+			copy_entry(c, f, t, objects);
 		}
 		closedir(d);
 		copy_meta(from, to, &st);
@@ -440,7 +595,10 @@ static void copy_entry(copier *c, const char *from, const char *to)
 		int fd =
 			open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		ck_assert_msg(fd >= 0, "create %s: %s", to, strerror(errno));
-		ck_assert_int_eq(write(fd, data, len), (ssize_t)len);
+		if (all_zero(data, len))
+			ck_assert_int_eq(ftruncate(fd, (off_t)len), 0);
+		else
+			ck_assert_int_eq(write(fd, data, len), (ssize_t)len);
 		close(fd);
 		free(data);
 	} else if (S_ISLNK(st.st_mode)) {
@@ -474,7 +632,7 @@ static void rm_tree(const char *path)
 static void copy_store(const char *from, const char *to)
 {
 	copier c = {NULL, NULL, 0, 0, strlen(from)};
-	copy_entry(&c, from, to);
+	copy_entry(&c, from, to, false);
 	for (size_t i = 0; i < c.n; i++)
 		free(c.first[i]);
 	free(c.first);
@@ -484,12 +642,14 @@ static void copy_store(const char *from, const char *to)
 /* In a child: run the scenario from step `first` on the store at
  * store_dir, which must hold the state after the steps before it (layers
  * are found by the ids of pl). The n-th crash point from there kills the
- * process (0: none). Each completed step appends its number to the
- * progress file. The counting run (plan_fd >= 0) fills the plan, sends it
- * through plan_fd and leaves a snapshot of the store before each step in
- * snap_mask (bit k: step k). */
+ * process (0: none). Each completed step appends the number of crash
+ * points passed so far (a uint64_t) to the progress file. The run stops
+ * after step `last`. The counting run (plan_fd >= 0) fills the plan (the
+ * steps after `last` pass no crash point in it), sends it through plan_fd
+ * and leaves a snapshot of the store before each step in snap_mask (bit
+ * k: step k). */
 static void __attribute__((noreturn))
-child_scenario(const char *store_dir, int first, uint64_t n,
+child_scenario(const char *store_dir, int first, int last, uint64_t n,
 	       const char *progress, const plan *pl_in, int plan_fd,
 	       unsigned int snap_mask)
 {
@@ -506,9 +666,7 @@ child_scenario(const char *store_dir, int first, uint64_t n,
 	plan pl;
 	memset(&pl, 0, sizeof(pl));
 	lam_layer *l[NSLOTS] = {0};
-	char srcs[NSLOTS][4096], snaps[NSTEPS + 1][4096];
-	for (int i = 0; i < NSLOTS; i++)
-		snprintf(srcs[i], sizeof(srcs[i]), "%s", src_dir(i));
+	char snaps[NSTEPS + 1][4096];
 	for (int k = 0; k <= NSTEPS; k++)
 		snprintf(snaps[k], sizeof(snaps[k]), "%s", snap_dir(k));
 	state st0 = state_after(first);
@@ -520,7 +678,7 @@ child_scenario(const char *store_dir, int first, uint64_t n,
 			child_fail(rc, "opening a layer of the snapshot");
 	}
 	lam__test_crash_at(n);
-	for (int k = first; k < NSTEPS; k++) {
+	for (int k = first; k <= last; k++) {
 		const step *st = &steps[k];
 		lam_layer *got = NULL;
 		const char *expected = NULL;
@@ -528,12 +686,11 @@ child_scenario(const char *store_dir, int first, uint64_t n,
 		case K_IMPORT_BASE:
 		case K_IMPORT_DIFF:
 		case K_IMPORT_DUP:
-			rc = lam_layer_import_dir(
-				&got, s, srcs[st->layer],
-				slot_parent[st->layer] < 0 ?
-					NULL :
-					l[slot_parent[st->layer]],
-				NULL);
+		case K_IMPORT_TAR:
+			rc = import_slot(&got, s, st->layer,
+					 slot_parent[st->layer] < 0 ?
+						 NULL :
+						 l[slot_parent[st->layer]]);
 			if (rc < 0)
 				child_fail(rc, "import");
 			if (l[st->layer] != NULL) {
@@ -573,14 +730,18 @@ child_scenario(const char *store_dir, int first, uint64_t n,
 			break;
 		}
 		}
+		/* The progress record of a step: the crash points passed at
+		 * its end. */
 		pl.bounds[k] = lam__test_crash_points_passed();
-		unsigned char b = (unsigned char)k;
-		if (write(pfd, &b, 1) != 1)
+		if (write(pfd, &pl.bounds[k], sizeof(pl.bounds[k])) !=
+		    (ssize_t)sizeof(pl.bounds[k]))
 			child_fail(-errno, "writing progress");
 		if (plan_fd >= 0 && k + 1 < NSTEPS &&
 		    (snap_mask & (1u << (k + 1))))
 			copy_store(store_dir, snaps[k + 1]);
 	}
+	for (int k = last + 1; k < NSTEPS; k++)
+		pl.bounds[k] = pl.bounds[last];
 	for (int i = 0; i < NSLOTS; i++)
 		if (l[i] != NULL)
 			snprintf(pl.ids[i], sizeof(pl.ids[i]), "%s",
@@ -591,10 +752,39 @@ child_scenario(const char *store_dir, int first, uint64_t n,
 	_exit(0);
 }
 
+/* The last step of a kind (-1: of the whole scenario). */
+static int last_step(int kind)
+{
+	int last = NSTEPS - 1;
+	while (kind >= 0 && last > 0 &&
+	       !kind_matches((enum kind)kind, steps[last].kind))
+		last--;
+	return last;
+}
+
+static bool imports(enum kind kind)
+{
+	return kind == K_IMPORT_BASE || kind == K_IMPORT_DIFF ||
+	       kind == K_IMPORT_DUP || kind == K_IMPORT_TAR;
+}
+
+/* Whether the scenario up to step last imports a tar slot. */
+static bool tar_steps_upto(int last)
+{
+	for (int k = 0; k <= last; k++)
+		if (imports(steps[k].kind) &&
+		    slot_how[steps[k].layer] != BY_DIR)
+			return true;
+	return false;
+}
+
 /* Run the scenario without a kill, to learn its crash points and ids and
- * to make the snapshots the steps of one kind start from. */
+ * to make the snapshots the steps of one kind start from. It stops after
+ * the last step of that kind: the kills need nothing after it (and the
+ * tar steps at the end would cost every sweep a second). */
 static void count_plan(plan *out, int kind)
 {
+	int last = last_step(kind);
 	unsigned int mask = 0;
 	for (int k = 0; k < NSTEPS; k++)
 		if (kind >= 0 && kind_matches((enum kind)kind, steps[k].kind))
@@ -614,8 +804,8 @@ static void count_plan(plan *out, int kind)
 		close(fds[0]);
 		char sdir[4096];
 		snprintf(sdir, sizeof(sdir), "%s", lt_path("count-store"));
-		child_scenario(sdir, 0, 0, lt_path("count-progress"), NULL,
-			       fds[1], mask);
+		child_scenario(sdir, 0, last, 0, lt_path("count-progress"),
+			       NULL, fds[1], mask);
 	}
 	close(fds[1]);
 	size_t got = 0;
@@ -634,9 +824,9 @@ static void count_plan(plan *out, int kind)
 		      "the scenario failed without a kill (status %#x)",
 		      status);
 	ck_assert_uint_eq(got, sizeof(*out));
-	for (int i = 0; i < NSLOTS; i++)
-		if (i != L_F)
-			ck_assert_uint_eq(strlen(out->ids[i]),
+	for (int k = 0; k <= last; k++)
+		if (imports(steps[k].kind))
+			ck_assert_uint_eq(strlen(out->ids[steps[k].layer]),
 					  LAM_DIGEST_HEX_LEN);
 	rm_tree(lt_path("count-store"));
 	unlink(lt_path("count-progress"));
@@ -664,6 +854,7 @@ static void apply_step(state *s, const step *st)
 	case K_IMPORT_BASE:
 	case K_IMPORT_DIFF:
 	case K_IMPORT_DUP:
+	case K_IMPORT_TAR:
 		s->present[st->layer] = true;
 		break;
 	case K_REF:
@@ -813,6 +1004,45 @@ static bool same_refs(const seen *sn, const state *st)
 	return true;
 }
 
+typedef struct ids {
+	char id[NSLOTS + 1][LAM_DIGEST_HEX_LEN + 1];
+	int n;
+} ids;
+
+static int on_id(lam_layer *l, void *ud)
+{
+	ids *v = ud;
+	if (v->n < (int)LAM__ARRAY_LEN(v->id))
+		snprintf(v->id[v->n], sizeof(v->id[0]), "%s", lam_layer_id(l));
+	v->n++;
+	return 0;
+}
+
+/* Every object in the store is one that a layer present uses: with each
+ * layer held by a ref, gc finds nothing to remove. Run once the
+ * interrupted import has been done again: what the killed run stored is
+ * then what that import uses. (It holds for the tar steps, which start
+ * from a store without garbage; a store before the gc step has some.) */
+static void assert_no_garbage(lam_store *s, const char *when)
+{
+	ids v;
+	memset(&v, 0, sizeof(v));
+	LT_OK(lam_layer_foreach(s, on_id, &v));
+	ck_assert_int_le(v.n, (int)LAM__ARRAY_LEN(v.id));
+	for (int i = 0; i < v.n; i++) {
+		char name[64];
+		snprintf(name, sizeof(name), "keep-%d", i);
+		LT_OK(lam_store_ref_set(s, name, v.id[i], NULL));
+	}
+	lam_gc_stats gs;
+	LT_OK(lam_store_gc(s, &gs));
+	ck_assert_msg(gs.layers_removed == 0 && gs.objects_removed == 0,
+		      "%s: the killed import left %" PRIu64
+		      " objects no layer uses (and gc removed %" PRIu64
+		      " layers)",
+		      when, gs.objects_removed, gs.layers_removed);
+}
+
 /* After a kill at crash point n (in step k): the store opens, tmp/ is
  * empty, check finds nothing, the layers are those of the state before
  * step k plus any of the layers step k adds (minus any it removes), each
@@ -824,7 +1054,7 @@ static void verify_after_kill(const plan *pl, const char *store_dir, uint64_t n,
 	static const char *const kind_name[] = {
 		"import of",  "import of",	  "duplicate import of",
 		"ref update", "stale ref update", "cascade delete of",
-		"gc"};
+		"gc",	      "tar import of"};
 	char when[128];
 	snprintf(when, sizeof(when),
 		 "kill at point %" PRIu64 " (step %d: %s %s)", n, k,
@@ -881,7 +1111,7 @@ static void verify_after_kill(const plan *pl, const char *store_dir, uint64_t n,
 		if (slot_parent[slot] >= 0)
 			LT_OK(lam_layer_open(&parent, s,
 					     pl->ids[slot_parent[slot]]));
-		rc = lam_layer_import_dir(&l, s, src_dir(slot), parent, NULL);
+		rc = import_slot(&l, s, slot, parent);
 		ck_assert_msg(rc == 0, "%s: import after the kill: %d %s", when,
 			      rc, lam_error_last()->message);
 		if (slot != L_F)
@@ -892,6 +1122,8 @@ static void verify_after_kill(const plan *pl, const char *store_dir, uint64_t n,
 		assert_checkout(s, lam_layer_id(l), exp_dir(slot), when);
 		lam_layer_free(l);
 		lam_layer_free(parent);
+		if (k < NSTEPS && steps[k].kind == K_IMPORT_TAR)
+			assert_no_garbage(s, when);
 	}
 	lam_store_free(s);
 }
@@ -916,7 +1148,8 @@ static bool kill_one(const plan *pl, uint64_t n, int k)
 	pid_t pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0)
-		child_scenario(sdir, k, n - base, progress, pl, -1, 0);
+		child_scenario(sdir, k, NSTEPS - 1, n - base, progress, pl, -1,
+			       0);
 	int status;
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
@@ -942,6 +1175,34 @@ static bool kill_one(const plan *pl, uint64_t n, int k)
 	return leftovers;
 }
 
+/* A tar import has a crash point per file staged and per object stored,
+ * passed in whatever order the worker threads reach them, then the
+ * builder's (one per folder closed, per link, symlink, device, whiteout,
+ * and the last one before the publishing rename). A kill costs half a
+ * second or more (the copy, the import up to the kill, checkouts, the
+ * import again: file-system time, which ASan does not shorten), so killing
+ * at each of the 430 points of the three steps would add minutes to each
+ * test pass. The sweep kills a tar step of up to TAR_ALL points at each,
+ * and a longer one at its first TAR_FIRST (the workers' first files), its
+ * last TAR_LAST (the builder's end, with the kill just before
+ * publication), and about TAR_SPREAD points evenly spaced in between:
+ * about 60 kills in all. LAMINA_TEST_ALL_KILLS=1 takes every point. */
+#define TAR_ALL	   16
+#define TAR_FIRST  3
+#define TAR_LAST   8
+#define TAR_SPREAD 10
+
+static bool tar_point_sampled(const plan *pl, uint64_t n, int k)
+{
+	uint64_t first = k ? pl->bounds[k - 1] + 1 : 1, last = pl->bounds[k];
+	uint64_t points = last - first + 1;
+	if (points <= TAR_ALL || n < first + TAR_FIRST || n + TAR_LAST > last)
+		return true;
+	uint64_t mid = points - TAR_FIRST - TAR_LAST;
+	uint64_t stride = (mid + TAR_SPREAD - 1) / TAR_SPREAD;
+	return (n - first - TAR_FIRST) % stride == stride / 2;
+}
+
 /* Kill the scenario at every crash point of the steps of one kind, and
  * check the store after each kill. The kills are independent, so a few
  * worker processes share them out; a worker that fails an assertion
@@ -949,17 +1210,23 @@ static bool kill_one(const plan *pl, uint64_t n, int k)
  * how many kills left something in tmp/ for the next open to clear. */
 static void kill_sweep(enum kind kind, const char *label)
 {
-	build_sources();
+	build_sources(tar_steps_upto(last_step((int)kind)));
 	plan pl;
 	count_plan(&pl, (int)kind);
 	uint64_t total = total_points(&pl);
-	ck_assert_msg(total >= 200, "only %" PRIu64 " crash points", total);
 	uint64_t *todo = calloc(total, sizeof(*todo));
 	ck_assert_ptr_nonnull(todo);
 	size_t count = 0;
-	for (uint64_t n = 1; n <= total; n++)
-		if (kind_matches(kind, steps[step_of(&pl, n)].kind))
-			todo[count++] = n;
+	const char *all = getenv("LAMINA_TEST_ALL_KILLS");
+	for (uint64_t n = 1; n <= total; n++) {
+		int k = step_of(&pl, n);
+		if (!kind_matches(kind, steps[k].kind))
+			continue;
+		if (kind == K_IMPORT_TAR && (all == NULL || *all == '\0') &&
+		    !tar_point_sampled(&pl, n, k))
+			continue;
+		todo[count++] = n;
+	}
 	ck_assert_msg(count > 0, "no crash point in the %s steps", label);
 
 	double t0 = now();
@@ -1058,12 +1325,23 @@ START_TEST(test_kill_during_gc_keeps_reachable_layers)
 }
 END_TEST
 
+START_TEST(test_kill_during_tar_import_leaves_old_or_new)
+{
+	kill_sweep(K_IMPORT_TAR, "tar imports");
+}
+END_TEST
+
 /* The sweep covers the whole scenario: every step that writes has crash
  * points, each kind of step has at least one, and a crash point past the
- * last one lets the scenario finish with the final state. */
+ * last one lets the scenario finish with the final state. A second run
+ * passes as many crash points in each step as the counting run: the kill
+ * runs rely on it (a kill at point n lands in the step the plan says),
+ * and the tar imports' worker threads make only the order of their points
+ * vary between runs, not their number (one per file staged, one per
+ * object stored, and the builder's). */
 START_TEST(test_scenario_has_a_kill_point_in_every_durable_step)
 {
-	build_sources();
+	build_sources(true);
 	plan pl;
 	count_plan(&pl, -1);
 	uint64_t total = total_points(&pl);
@@ -1090,14 +1368,22 @@ START_TEST(test_scenario_has_a_kill_point_in_every_durable_step)
 	pid_t pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0)
-		child_scenario(sdir, 0, total + 1, prog, &pl, -1, 0);
+		child_scenario(sdir, 0, NSTEPS - 1, total + 1, prog, &pl, -1,
+			       0);
 	int status;
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
 		      "status %#x", status);
 	size_t done = 0;
-	free(lt_read(prog, &done));
-	ck_assert_int_eq((int)done, NSTEPS);
+	uint64_t *passed = (uint64_t *)lt_read(prog, &done);
+	ck_assert_ptr_nonnull(passed);
+	ck_assert_uint_eq(done, NSTEPS * sizeof(*passed));
+	for (int k = 0; k < NSTEPS; k++)
+		ck_assert_msg(passed[k] == pl.bounds[k],
+			      "step %d ended at crash point %" PRIu64
+			      " in one run, %" PRIu64 " in another",
+			      k, pl.bounds[k], passed[k]);
+	free(passed);
 	verify_after_kill(&pl, sdir, total + 1, NSTEPS, false);
 }
 END_TEST
@@ -1228,13 +1514,15 @@ static int on_rref(const char *name, const char *id, void *ud)
 
 START_TEST(test_kill_at_random_moments_keeps_store_valid)
 {
-	build_sources();
+	build_sources(false);
 	/* Every layer the loop can make, by id: import them all into the
-	 * fixture's store. */
+	 * fixture's store. (It makes none of the tar slots.) */
 	plan pl;
 	memset(&pl, 0, sizeof(pl));
 	lam_layer *l[NSLOTS] = {0};
 	for (int i = 0; i < NSLOTS; i++) {
+		if (slot_how[i] != BY_DIR)
+			continue;
 		l[i] = lt_import(src_dir(i),
 				 slot_parent[i] < 0 ? NULL : l[slot_parent[i]]);
 		snprintf(pl.ids[i], sizeof(pl.ids[i]), "%s",
@@ -1310,18 +1598,31 @@ END_TEST
 
 /* ---- leftovers of killed writers --------------------------------------- */
 
+/* What the killed child does. */
+enum victim {
+	KILL_IMPORT_DIR, /* imports the folder src */
+	KILL_REF_WRITE,	 /* imports the folder src, then sets a ref */
+	KILL_IMPORT_TAR, /* imports the tar file src, with worker threads */
+};
+
 /* In a child: open the store at lt_store_path, optionally import src, then
- * (kill counting from there) import src again as a diff or set a ref,
- * until crash point n kills the process. */
+ * (kill counting from there) import src or set a ref, until crash point n
+ * kills the process. */
 static void __attribute__((noreturn))
-child_killed_in(const char *src, bool ref_write, uint64_t n)
+child_killed_in(const char *src, enum victim what, uint64_t n)
 {
 	lam_store *s;
 	int rc = lam_store_open(&s, lt_store_path, NULL);
 	if (rc < 0)
 		child_fail(rc, "open");
 	lam_layer *l = NULL;
-	if (ref_write) {
+	if (what == KILL_IMPORT_TAR) {
+		int fd = open(src, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			child_fail(-errno, "opening the tar");
+		lam__test_crash_at(n);
+		rc = lam_layer_import_tar(&l, s, fd, NULL, NULL);
+	} else if (what == KILL_REF_WRITE) {
 		rc = lam_layer_import_dir(&l, s, src, NULL, NULL);
 		if (rc < 0)
 			child_fail(rc, "import");
@@ -1335,14 +1636,14 @@ child_killed_in(const char *src, bool ref_write, uint64_t n)
 	_exit(1);
 }
 
-static void run_killed_child(const char *src, bool ref_write, uint64_t n)
+static void run_killed_child(const char *src, enum victim what, uint64_t n)
 {
 	char path[4096];
 	snprintf(path, sizeof(path), "%s", src);
 	pid_t pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0)
-		child_killed_in(path, ref_write, n);
+		child_killed_in(path, what, n);
 	int status;
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
@@ -1357,7 +1658,7 @@ START_TEST(test_gc_removes_staging_folder_of_killed_writer)
 {
 	build_small(lt_path("t"), "x", 6);
 	/* Killed at its third staged entry, well inside the import. */
-	run_killed_child(lt_path("t"), false, 3);
+	run_killed_child(lt_path("t"), KILL_IMPORT_DIR, 3);
 	ck_assert_msg(dir_entries(lt_path("store/tmp")) > 0,
 		      "the killed import left no staging folder: nothing to "
 		      "test");
@@ -1366,6 +1667,34 @@ START_TEST(test_gc_removes_staging_folder_of_killed_writer)
 		      "lam_store_gc left %zu entries of a killed writer in "
 		      "tmp/",
 		      dir_entries(lt_path("store/tmp")));
+	assert_check_clean(lt_store, "after gc");
+}
+END_TEST
+
+/* The same for a tar import killed while its worker threads write: its
+ * staging folder (the files the workers staged) goes, and so do the
+ * objects they stored, which no layer uses. Each worker stores a file's
+ * object before it stages the file, each with a crash point, so at least
+ * half of the first 12 points are objects stored. */
+START_TEST(test_gc_removes_leftovers_of_killed_tar_import)
+{
+	build_small(lt_path("t"), "x", 40);
+	sh("tar --numeric-owner -C '%s' -cf '%s' .", lt_path("t"),
+	   lt_path("t.tar"));
+	run_killed_child(lt_path("t.tar"), KILL_IMPORT_TAR, 12);
+	ck_assert_msg(dir_entries(lt_path("store/tmp")) > 0,
+		      "the killed import left no staging folder: nothing to "
+		      "test");
+	size_t objects = dir_entries(lt_path("store/objects"));
+	ck_assert_uint_ge(objects, 6);
+	lam_gc_stats gs;
+	LT_OK(lam_store_gc(lt_store, &gs));
+	ck_assert_msg(dir_entries(lt_path("store/tmp")) == 0,
+		      "lam_store_gc left %zu entries of a killed tar import "
+		      "in tmp/",
+		      dir_entries(lt_path("store/tmp")));
+	ck_assert_uint_eq(gs.objects_removed, objects);
+	ck_assert_uint_eq(dir_entries(lt_path("store/objects")), 0);
 	assert_check_clean(lt_store, "after gc");
 }
 END_TEST
@@ -1393,7 +1722,7 @@ START_TEST(test_killed_ref_write_leaves_no_temp_file)
 {
 	build_small(lt_path("t"), "y", 2);
 	/* Crash point 1 of the ref write: temp file written, not renamed. */
-	run_killed_child(lt_path("t"), true, 1);
+	run_killed_child(lt_path("t"), KILL_REF_WRITE, 1);
 	lam_store *s;
 	LT_OK(lam_store_open(&s, lt_store_path, NULL));
 	char *id = NULL;
@@ -1424,12 +1753,14 @@ static Suite *crash_suite(void)
 	tcase_add_test(tc, test_kill_during_ref_update_leaves_old_or_new_value);
 	tcase_add_test(tc, test_kill_during_cascade_delete_leaves_no_orphan);
 	tcase_add_test(tc, test_kill_during_gc_keeps_reachable_layers);
+	tcase_add_test(tc, test_kill_during_tar_import_leaves_old_or_new);
 	tcase_add_test(tc, test_kill_at_random_moments_keeps_store_valid);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("leftovers");
 	tcase_add_checked_fixture(tc, lt_setup, lt_teardown);
 	tcase_set_timeout(tc, 240);
 	tcase_add_test(tc, test_gc_removes_staging_folder_of_killed_writer);
+	tcase_add_test(tc, test_gc_removes_leftovers_of_killed_tar_import);
 	tcase_add_test(tc, test_killed_ref_write_leaves_no_temp_file);
 	suite_add_tcase(s, tc);
 	return s;
