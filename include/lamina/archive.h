@@ -28,7 +28,11 @@
  * built without them returns LAM_ENOTSUP.
  *
  * Threading: each call works on its own arguments; the store may be shared
- * between threads as usual.
+ * between threads as usual. An import starts worker threads of its own
+ * for its length (see LAM_TAR_ONE_THREAD); they never call the allocator
+ * or the progress callback, but may call the log handler. Two lamina
+ * processes may export into one layout folder at once (index.json is
+ * rewritten under an flock of the folder).
  */
 #ifndef LAMINA_ARCHIVE_H
 #define LAMINA_ARCHIVE_H
