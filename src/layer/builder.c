@@ -311,14 +311,21 @@ static int stage_entry(builder *b, size_t i)
 	if (e->flags & LAM__E_WHITEOUT)
 		return stage_whiteout(b, e, dirfd, name);
 	if (S_ISDIR(e->mode)) {
-		/* With files staged ahead, their folders may exist: made by
-		 * the same code, 0700, never a symlink (O_NOFOLLOW below). */
-		if (mkdirat(dirfd, name, 0700) < 0 &&
-		    !(errno == EEXIST && b->prestaged))
-			return fail(e, errno, "staging");
-		int fd =
-			openat(dirfd, name,
-			       O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		/* With files staged ahead, their folders may exist (made
+		 * 0700 by the writers, never a symlink: O_NOFOLLOW), and
+		 * opening first spares a failing mkdir. */
+		int fd = -1;
+		if (b->prestaged)
+			fd = openat(dirfd, name,
+				    O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+					    O_CLOEXEC);
+		if (fd < 0) {
+			if (mkdirat(dirfd, name, 0700) < 0)
+				return fail(e, errno, "staging");
+			fd = openat(dirfd, name,
+				    O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+					    O_CLOEXEC);
+		}
 		if (fd < 0)
 			return fail(e, errno, "staging");
 		return push(b, i, fd);
