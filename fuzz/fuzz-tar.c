@@ -128,6 +128,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		lseek(fd, 0, SEEK_SET);
 		lam_tar_import_options o = LAM_TAR_IMPORT_OPTIONS_INIT;
 		o.max_size = 64u << 20;
+		/* The base import with the writer threads, the other in the
+		 * calling thread: both stage files ahead of the checks. */
+		if (on_lower)
+			o.flags = LAM_TAR_ONE_THREAD;
 		lam_layer *l = NULL;
 		int rc = lam_layer_import_tar(&l, store, fd,
 					      on_lower ? lower : NULL, &o);
