@@ -122,9 +122,9 @@ enum lam_tar_import_flags {
 	LAM_TAR_STRIP_SETID = 1u << 2,
 	/** Do all the work in the calling thread. By default the files'
 	 * contents and layer-folder files are written by up to four worker
-	 * threads (one per CPU), and one more starts the write-back of what
-	 * they wrote, while the calling thread reads the stream; all of them
-	 * live for the length of the call only. */
+	 * threads (one per CPU the caller may run on), and one more starts
+	 * the write-back of what they wrote, while the calling thread reads
+	 * the stream; all of them live for the length of the call only. */
 	LAM_TAR_ONE_THREAD = 1u << 3,
 };
 

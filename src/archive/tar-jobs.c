@@ -23,6 +23,7 @@
 #include <limits.h>
 #include <linux/openat2.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -324,7 +325,12 @@ static void *flusher(void *arg)
 
 unsigned int lam__tjobs_default_threads(void)
 {
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	/* The CPUs this thread may run on (a container's cpuset), not the
+	 * machine's. */
+	cpu_set_t set;
+	long n = sched_getaffinity(0, sizeof(set), &set) == 0 ?
+			 CPU_COUNT(&set) :
+			 sysconf(_SC_NPROCESSORS_ONLN);
 	if (n < 2)
 		return 0;
 	return n > MAX_THREADS ? MAX_THREADS : (unsigned int)n;
