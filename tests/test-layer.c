@@ -650,6 +650,48 @@ START_TEST(test_checkout_of_a_deep_chain_matches_the_last_state)
 }
 END_TEST
 
+/* The import hands small files to worker threads and gives folders their
+ * metadata once every file below them is in place: folders of many files,
+ * read-only and sticky ones, keep their modes and times, and the content
+ * lands where its name says. */
+START_TEST(test_import_with_writers_keeps_folder_metadata)
+{
+	char p[4300], body[64];
+	for (int d = 0; d < 30; d++) {
+		for (int f = 0; f < 25; f++) {
+			snprintf(p, sizeof(p), "%s/d%02d/sub/f%02d",
+				 lt_path("src"), d, f);
+			snprintf(body, sizeof(body), "%d/%d", d, f);
+			lt_write(p, body);
+		}
+		snprintf(p, sizeof(p), "%s/d%02d/sub", lt_path("src"), d);
+		chmod(p, d % 3 == 0 ? 0555 : d % 3 == 1 ? 01777 : 0750);
+		struct timespec ts[2] = {{1000000 + d, 7}, {2000000 + d, 9}};
+		utimensat(AT_FDCWD, p, ts, 0);
+		snprintf(p, sizeof(p), "%s/d%02d", lt_path("src"), d);
+		utimensat(AT_FDCWD, p, ts, 0);
+	}
+	lam_layer *l = lt_import(lt_path("src"), NULL);
+	assert_checkout_equals(l, lt_path("src"));
+	/* The layer folder itself (what a kernel mount shows) too. */
+	for (int d = 0; d < 30; d++) {
+		struct stat a, b;
+		snprintf(p, sizeof(p), "%s/d%02d/sub", lt_path("src"), d);
+		ck_assert_int_eq(stat(p, &a), 0);
+		snprintf(p, sizeof(p), "%s/layers/%s/fs/d%02d/sub",
+			 lt_store_path, lam_layer_id(l), d);
+		ck_assert_int_eq(stat(p, &b), 0);
+		ck_assert_uint_eq(a.st_mode, b.st_mode);
+		ck_assert_int_eq(a.st_mtim.tv_sec, b.st_mtim.tv_sec);
+		ck_assert_int_eq(a.st_mtim.tv_nsec, b.st_mtim.tv_nsec);
+	}
+	size_t problems = 9;
+	LT_OK(lam_store_check(lt_store, 0, NULL, NULL, &problems));
+	ck_assert_uint_eq(problems, 0);
+	lam_layer_free(l);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("layer");
@@ -681,6 +723,7 @@ int main(void)
 	tcase_add_test(tc, test_checkout_refuses_a_non_empty_destination);
 	tcase_add_test(tc,
 		       test_checkout_of_a_deep_chain_matches_the_last_state);
+	tcase_add_test(tc, test_import_with_writers_keeps_folder_metadata);
 	suite_add_tcase(s, tc);
 	return lt_main(s);
 }

@@ -151,43 +151,6 @@ typedef struct lam__tar_import {
 int lam__layer_import_tar(lam_layer **out, lam_store *s, int fd,
 			  lam_layer *parent, lam__tar_import *ti);
 
-/* ---- tar-jobs.c ---- */
-
-/* The writers of a tar import: content objects and staged layer-folder
- * files, made by worker threads (or inline), reported in order. */
-typedef struct lam__tjobs lam__tjobs;
-
-typedef struct lam__tjob_result {
-	size_t tag;	/* as submitted */
-	lam__objid obj; /* the content's object, when has_obj */
-	bool has_obj;	/* the job stored the content */
-	bool stored;	/* ... as a new object */
-	bool staged;	/* the file is in fs/ */
-} lam__tjob_result;
-
-/* Called in the submitting thread, in submission order; <0 stops the
- * jobs with that error (its record set). */
-typedef int (*lam__tjob_cb)(void *ctx, const lam__tjob_result *r);
-
-/* Worker threads for this machine: 0 (inline) on one CPU. */
-unsigned int lam__tjobs_default_threads(void);
-/* fsfd: the staging layer folder's fs/ (borrowed) to stage files in, or
- * -1 to store contents only; threads 0 runs each job at submission. */
-int lam__tjobs_start(lam__tjobs **out, lam_store *s, int fsfd,
-		     unsigned int threads, lam__tjob_cb cb, void *ctx);
-/* Queue regular file e (its strings borrowed until its result is
- * reported) with its content: data, e->size bytes, owned by the jobs from
- * now (lam__free), or NULL when e->obj is stored already or e is empty.
- * Blocks while too much is in flight. Returns the first error of any
- * job so far. */
-int lam__tjobs_submit(lam__tjobs *j, size_t tag, const lam__entry *e,
-		      void *data);
-/* Wait for every job; the first error of any. */
-int lam__tjobs_finish(lam__tjobs *j);
-/* Stop the workers (jobs not yet run are skipped, finished ones are still
- * reported) and free. */
-void lam__tjobs_free(lam__tjobs *j);
-
 /* ---- json.c ---- */
 
 enum {

@@ -56,7 +56,7 @@ typedef struct imp {
 	size_t mcap, mused;
 	uint32_t *wmap; /* the whiteouts */
 	size_t wcap, nwhiteouts;
-	lam__tjobs *jobs;
+	lam__writers *jobs;
 	lam__objid *created;
 	size_t ncreated, ccap;
 	lam__buf work;
@@ -307,7 +307,7 @@ static int note_created(imp *im, const lam__objid *id)
 
 /* A writer's result, in order: the rec's object, and whether the file is
  * staged. */
-static int reaped(void *ctx, const lam__tjob_result *r)
+static int reaped(void *ctx, const lam__writer_result *r)
 {
 	imp *im = ctx;
 	rec *rc = &im->recs[r->tag];
@@ -349,7 +349,7 @@ static int store_content(imp *im, size_t idx)
 			lam__error_prefix(rc, "file %s", im->path.data);
 		return rc;
 	}
-	return lam__tjobs_submit(im->jobs, idx, e, data);
+	return lam__writers_submit(im->jobs, idx, e, data);
 }
 
 static int dup_str(const char **out, const char *s, uint32_t len)
@@ -770,7 +770,7 @@ static int finish(imp *im, lam__entry **out, size_t *nout, uint64_t *size)
 static void imp_free(imp *im)
 {
 	/* First: the writers borrow the recs' strings. */
-	lam__tjobs_free(im->jobs);
+	lam__writers_free(im->jobs);
 	im->jobs = NULL;
 	for (size_t i = 0; i < im->n; i++) {
 		lam__free((char *)im->recs[i].e.path);
@@ -928,11 +928,11 @@ int lam__layer_import_tar(lam_layer **out, lam_store *s, int fd,
 		rc = lam__error_errno(errno, "creating staging folder");
 	unsigned int flags = o ? o->flags : 0;
 	if (rc == 0)
-		rc = lam__tjobs_start(&im.jobs, s, fsfd,
-				      (flags & LAM_TAR_ONE_THREAD) ?
-					      0 :
-					      lam__tjobs_default_threads(),
-				      reaped, &im);
+		rc = lam__writers_start(&im.jobs, s, fsfd,
+					(flags & LAM_TAR_ONE_THREAD) ?
+						0 :
+						lam__writers_default_threads(),
+					reaped, &im);
 	if (rc == 0)
 		rc = lam__tin_open(&im.in, fd, o ? o->max_size : 0,
 				   o ? o->progress : NULL,
@@ -955,10 +955,10 @@ int lam__layer_import_tar(lam_layer **out, lam_store *s, int fd,
 	if (rc == 0 && o != NULL)
 		rc = check_digest(o->digest, ti->digest, "digest");
 	if (rc == 0)
-		rc = lam__tjobs_finish(im.jobs);
+		rc = lam__writers_finish(im.jobs);
 	/* Every result is in (a failed import still learns which objects
 	 * it created, to take them back). */
-	lam__tjobs_free(im.jobs);
+	lam__writers_free(im.jobs);
 	im.jobs = NULL;
 	/* Hard-link members copied their file's entry before its object
 	 * was known. */

@@ -17,6 +17,10 @@
 
 #include "layer/internal.h"
 
+/* Files up to this size go to the writers in memory; larger ones stream
+ * into their object here. */
+#define WRITERS_MAX (4u << 20)
+
 /* Where the walk keeps hard-link groups: (dev, ino) of the first member. */
 typedef struct hl_slot {
 	uint64_t dev;
@@ -41,6 +45,13 @@ typedef struct importer {
 	lam__objid *created;
 	size_t ncreated, created_cap;
 	unsigned int new_run; /* objects stored new in a row */
+	/* With worker threads (writers.c): small files go to them, and the
+	 * folders' metadata waits until they are done (their files would
+	 * change the folders' times); dirs lists the folders, children
+	 * first. */
+	lam__writers *w;
+	size_t *dirs;
+	size_t ndirs, dirs_cap;
 	bool can_chown;
 	uid_t euid;
 	gid_t egid;
@@ -302,6 +313,32 @@ static int remember_object(importer *im, const lam__objid *id)
 	return 0;
 }
 
+/* Hand a file's content (read whole) to the writers, which store it and
+ * stage its layer-folder file. */
+static int give_to_writers(importer *im, int fd, lam__entry *e)
+{
+	size_t ei = (size_t)(e - im->ents);
+	void *data = NULL;
+	if (e->size > 0) {
+		data = lam__malloc((size_t)e->size);
+		if (data == NULL)
+			return lam__error(LAM_ENOMEM, "out of memory");
+		size_t got = 0;
+		char extra;
+		size_t more = 0;
+		int r = lam__read_all(fd, data, (size_t)e->size, &got);
+		if (r == 0 && got == e->size)
+			r = lam__read_all(fd, &extra, 1, &more);
+		if (r < 0 || got != e->size || more != 0) {
+			lam__free(data);
+			return r < 0 ? os_fail(im, -r, "cannot read") :
+				       fail_at(im, LAM_EIO, 0,
+					       "changed size while read:");
+		}
+	}
+	return lam__writers_submit(im->w, ei, e, data);
+}
+
 static int stage_file(importer *im, int srcdir, int dstdir, const char *name,
 		      lam__entry *e)
 {
@@ -316,6 +353,14 @@ static int stage_file(importer *im, int srcdir, int dstdir, const char *name,
 	fill_stat(e, &st);
 	bool opaque;
 	int rc = read_xattrs(im, fd, NULL, e, &opaque);
+	/* Hard-link members stay here: the next members link to the first
+	 * one's layer-folder file as the walk meets them. */
+	if (rc == 0 && im->w != NULL && e->size <= WRITERS_MAX &&
+	    im->hl_of[e - im->ents] == 0) {
+		rc = give_to_writers(im, fd, e);
+		close(fd);
+		return rc;
+	}
 	bool handled = false;
 	if (rc == 0 && im->hooks && im->hooks->file)
 		rc = im->hooks->file(im->hooks->ctx, srcdir, name, fd, e,
@@ -449,6 +494,81 @@ static bool is_xattr_whiteout(importer *im, int dirfd, const char *name)
 	return lgetxattr(path, x, NULL, 0) >= 0;
 }
 
+/* A staged folder's own metadata, once everything below it is in place
+ * (its children's creation changed its times). */
+static int dir_meta(importer *im, int dfd, size_t ei)
+{
+	const lam__entry *e = &im->ents[ei];
+	int rc = 0;
+	if (e->flags & LAM__E_OPAQUE)
+		rc = set_ovl(im, dfd, "opaque", "y");
+	if (rc == 0) {
+		lam__entry_set_xattrs(dfd, NULL, e);
+		apply_owner_mode_time(im, dfd, -1, NULL, e);
+		lam__crash_point();
+	}
+	return rc;
+}
+
+static int defer_dir(importer *im, size_t ei)
+{
+	if (im->ndirs == im->dirs_cap) {
+		size_t cap = im->dirs_cap ? im->dirs_cap * 2 : 64;
+		size_t *d = lam__realloc(im->dirs, cap * sizeof(*d));
+		if (d == NULL)
+			return lam__error(LAM_ENOMEM, "out of memory");
+		im->dirs = d;
+		im->dirs_cap = cap;
+	}
+	im->dirs[im->ndirs++] = ei;
+	return 0;
+}
+
+/* The writers' results, in order: a file's object. Every file they get
+ * must be staged (the walk names each path once). */
+static int writer_done(void *ctx, const lam__writer_result *r)
+{
+	importer *im = ctx;
+	lam__entry *e = &im->ents[r->tag];
+	if (r->has_obj) {
+		e->obj = r->obj;
+		e->flags |= LAM__E_OBJECT;
+	}
+	int rc = r->stored ? remember_object(im, &r->obj) : 0;
+	if (rc == 0 && !r->staged)
+		rc = lam__error(LAM_EIO, "staging %s/%.*s: not created",
+				im->src, (int)e->path_len, e->path);
+	return rc;
+}
+
+/* After the walk: wait for the writers, then give the folders their
+ * metadata, children first, each opened below fs/ without following a
+ * symlink (they are folders this import made). */
+static int finish_writers(importer *im, int rc)
+{
+	if (rc == 0)
+		rc = lam__writers_finish(im->w);
+	lam__writers_free(im->w);
+	im->w = NULL;
+	for (size_t i = 0; rc == 0 && i < im->ndirs; i++) {
+		const lam__entry *e = &im->ents[im->dirs[i]];
+		char p[PATH_MAX];
+		if (e->path_len >= sizeof(p))
+			return lam__error(LAM_ENAMETOOLONG, "path too long");
+		memcpy(p, e->path, e->path_len);
+		p[e->path_len] = '\0';
+		int dfd = e->path_len == 0 ?
+				  fcntl(im->fsfd, F_DUPFD_CLOEXEC, 0) :
+				  lam__open_beneath(im->fsfd, p);
+		if (dfd < 0)
+			return lam__error_errno(errno, "staging %s/%s", im->src,
+						p);
+		rc = dir_meta(im, dfd, im->dirs[i]);
+		close(dfd);
+	}
+	return rc;
+}
+
 static int stage_dir(importer *im, int srcdir, int dstdir, const char *name,
 		     size_t plen, lam__entry *e, int depth)
 {
@@ -494,15 +614,11 @@ static int stage_dir(importer *im, int srcdir, int dstdir, const char *name,
 	}
 	rc = walk(im, sfd, dfd, plen, depth + 1);
 	close(sfd);
-	/* The entry array may have moved while the walk grew it. */
-	e = &im->ents[ei];
-	if (rc == 0 && (e->flags & LAM__E_OPAQUE))
-		rc = set_ovl(im, dfd, "opaque", "y");
-	if (rc == 0) {
-		lam__entry_set_xattrs(dfd, NULL, e);
-		apply_owner_mode_time(im, dfd, -1, NULL, e);
-		lam__crash_point();
+	if (rc == 0 && im->w != NULL) {
+		close(dfd);
+		return defer_dir(im, ei);
 	}
+	rc = rc == 0 ? dir_meta(im, dfd, ei) : rc;
 	close(dfd);
 	return rc;
 }
@@ -687,12 +803,16 @@ static int finish_entries(importer *im, uint64_t *size_out)
 
 static void importer_free(importer *im)
 {
+	/* First: the writers borrow the entries' strings. */
+	lam__writers_free(im->w);
+	im->w = NULL;
 	for (size_t i = 0; i < im->n; i++) {
 		lam__free((char *)im->ents[i].path);
 		lam__free((char *)im->ents[i].target);
 		lam__free((char *)im->ents[i].xattrs);
 	}
 	lam__free(im->ents);
+	lam__free(im->dirs);
 	lam__free(im->hl_of);
 	lam__free(im->hl);
 	lam__free(im->created);
@@ -807,8 +927,17 @@ static int stage_and_publish(importer *im, int srcfd, lam_layer *parent,
 	}
 	im->path[0] = '\0';
 	lam__entry *root = new_entry(im, 0);
-	int rc = root ? stage_dir(im, srcfd, im->fsfd, NULL, 0, root, 0) :
-			lam__error(LAM_ENOMEM, "out of memory");
+	int rc = root ? 0 : lam__error(LAM_ENOMEM, "out of memory");
+	/* Worker threads where there are CPUs for them, and where no hook
+	 * takes over files (a view's commit reads its own). */
+	unsigned int threads = lam__writers_default_threads();
+	if (rc == 0 && threads > 0 && !(im->hooks && im->hooks->file))
+		rc = lam__writers_start(&im->w, im->s, im->fsfd, threads,
+					writer_done, im);
+	if (rc == 0)
+		rc = stage_dir(im, srcfd, im->fsfd, NULL, 0, root, 0);
+	if (im->w != NULL)
+		rc = finish_writers(im, rc);
 	uint64_t size = 0;
 	if (rc == 0)
 		rc = finish_entries(im, &size);

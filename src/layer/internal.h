@@ -127,6 +127,47 @@ void lam__stager_init(lam__stager *st, lam_store *s, int fsfd);
  * then e's xattrs, owner, mode and times. */
 int lam__stage_file_fd(const lam__stager *st, int fd, const lam__entry *e);
 
+/* ---- writers.c ---- */
+
+/* The writers of an import (a tar stream, a folder): content objects and
+ * staged layer-folder files, made by worker threads (or inline), reported
+ * in order. */
+typedef struct lam__writers lam__writers;
+
+typedef struct lam__writer_result {
+	size_t tag;	/* as submitted */
+	lam__objid obj; /* the content's object, when has_obj */
+	bool has_obj;	/* the job stored the content */
+	bool stored;	/* ... as a new object */
+	bool staged;	/* the file is in fs/ */
+} lam__writer_result;
+
+/* Called in the submitting thread, in submission order; <0 stops the
+ * jobs with that error (its record set). */
+typedef int (*lam__writer_cb)(void *ctx, const lam__writer_result *r);
+
+/* Open the folder path below dirfd, following no symlink and never
+ * leaving dirfd; -1 with errno on failure. */
+int lam__open_beneath(int dirfd, const char *path);
+/* Worker threads for this machine: 0 (inline) on one CPU. */
+unsigned int lam__writers_default_threads(void);
+/* fsfd: the staging layer folder's fs/ (borrowed) to stage files in, or
+ * -1 to store contents only; threads 0 runs each job at submission. */
+int lam__writers_start(lam__writers **out, lam_store *s, int fsfd,
+		       unsigned int threads, lam__writer_cb cb, void *ctx);
+/* Queue regular file e (its strings borrowed until its result is
+ * reported) with its content: data, e->size bytes, owned by the jobs from
+ * now (lam__free), or NULL when e->obj is stored already or e is empty.
+ * Blocks while too much is in flight. Returns the first error of any
+ * job so far. */
+int lam__writers_submit(lam__writers *j, size_t tag, const lam__entry *e,
+			void *data);
+/* Wait for every job; the first error of any. */
+int lam__writers_finish(lam__writers *j);
+/* Stop the workers (jobs not yet run are skipped, finished ones are still
+ * reported) and free. */
+void lam__writers_free(lam__writers *j);
+
 int lam__layer_import(lam_layer **out, lam_store *store, const char *src,
 		      lam_layer *parent, const lam__import_hooks *hooks);
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The tar import's writers. Reading a layer stream is one sequential job
+ * The writers of the imports. Reading a layer stream is one sequential job
  * (decompress, hash, parse); what each regular file costs afterwards is
  * file-system work: its content object (a temporary file, a write, a
  * link), then its layer-folder file (a create, the size, two overlayfs
@@ -29,7 +29,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "archive/internal.h"
+#include "layer/internal.h"
 
 #define SLOTS	     256
 #define MAX_INFLIGHT (64u << 20)
@@ -48,11 +48,11 @@ typedef struct job {
 	uint64_t counted; /* bytes of data counted in flight */
 	size_t tag;
 	int state;
-	lam__tjob_result res;
+	lam__writer_result res;
 } job;
 
 typedef struct worker {
-	lam__tjobs *jobs;
+	lam__writers *jobs;
 	pthread_t thread;
 	char *scratch; /* LAM__OBJECT_SCRATCH bytes */
 	int dirfd;     /* the folder of the last file staged */
@@ -60,11 +60,11 @@ typedef struct worker {
 	char dir[PATH_MAX];
 } worker;
 
-struct lam__tjobs {
+struct lam__writers {
 	lam_store *s;
 	int fsfd;
 	lam__stager st;
-	lam__tjob_cb cb;
+	lam__writer_cb cb;
 	void *ctx;
 	pthread_mutex_t mu;
 	pthread_cond_t more;  /* a job was queued, or stop */
@@ -101,10 +101,39 @@ static int open_beneath(int fsfd, const char *path)
 	return (int)syscall(SYS_openat2, fsfd, path, &how, sizeof(how));
 }
 
+int lam__open_beneath(int dirfd, const char *path)
+{
+	int fd = open_beneath(dirfd, path);
+	if (fd >= 0 || (errno != ENOSYS && errno != E2BIG))
+		return fd;
+	/* Before Linux 5.6: one component at a time, following nothing. */
+	char buf[PATH_MAX];
+	if (strlen(path) >= sizeof(buf)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	strcpy(buf, path);
+	fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+	for (char *comp = buf, *slash; fd >= 0 && comp != NULL;
+	     comp = slash ? slash + 1 : NULL) {
+		slash = strchr(comp, '/');
+		if (slash != NULL)
+			*slash = '\0';
+		int next =
+			openat(fd, comp,
+			       O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		int e = errno;
+		close(fd);
+		errno = e;
+		fd = next;
+	}
+	return fd;
+}
+
 /* The folder path (len bytes, below fs/) open, made on the way as needed;
  * -2 when something that is not a folder stands in the way (the checks
  * will refuse the archive, or place the file themselves). */
-static int open_dir(lam__tjobs *j, const char *path, size_t len)
+static int open_dir(lam__writers *j, const char *path, size_t len)
 {
 	if (len == 0) {
 		int fd = fcntl(j->fsfd, F_DUPFD_CLOEXEC, 0);
@@ -159,7 +188,7 @@ static int open_dir(lam__tjobs *j, const char *path, size_t len)
 /* 1 when e is staged, 0 when it was left to the builder, <0 on error. */
 static int stage(worker *w, const lam__entry *e)
 {
-	lam__tjobs *j = w->jobs;
+	lam__writers *j = w->jobs;
 	size_t pl = 0;
 	for (size_t k = e->path_len; k > 0; k--)
 		if (e->path[k - 1] == '/') {
@@ -197,8 +226,8 @@ static int stage(worker *w, const lam__entry *e)
 
 static int run(worker *w, job *jb)
 {
-	lam__tjobs *j = w->jobs;
-	lam__tjob_result *r = &jb->res;
+	lam__writers *j = w->jobs;
+	lam__writer_result *r = &jb->res;
 	memset(r, 0, sizeof(*r));
 	r->tag = jb->tag;
 	int rc = 0;
@@ -232,7 +261,7 @@ static int run(worker *w, job *jb)
 /* ---- the queue ---- */
 
 /* Hand finished jobs to cb, in order; called with mu held. */
-static void reap_locked(lam__tjobs *j)
+static void reap_locked(lam__writers *j)
 {
 	while (j->tail < j->head) {
 		job *jb = &j->slots[j->tail % SLOTS];
@@ -257,7 +286,7 @@ static void reap_locked(lam__tjobs *j)
 static void *work(void *arg)
 {
 	worker *w = arg;
-	lam__tjobs *j = w->jobs;
+	lam__writers *j = w->jobs;
 	pthread_mutex_lock(&j->mu);
 	for (;;) {
 		while (!j->stop && j->take == j->head)
@@ -306,7 +335,7 @@ static void *work(void *arg)
  * syncfs would have waited for anyway.) */
 static void *flusher(void *arg)
 {
-	lam__tjobs *j = arg;
+	lam__writers *j = arg;
 	pthread_mutex_lock(&j->mu);
 	for (;;) {
 		while (!j->stop && j->unflushed < FLUSH_EVERY)
@@ -323,7 +352,7 @@ static void *flusher(void *arg)
 	return NULL;
 }
 
-unsigned int lam__tjobs_default_threads(void)
+unsigned int lam__writers_default_threads(void)
 {
 	/* The CPUs this thread may run on (a container's cpuset), not the
 	 * machine's. */
@@ -336,13 +365,13 @@ unsigned int lam__tjobs_default_threads(void)
 	return n > MAX_THREADS ? MAX_THREADS : (unsigned int)n;
 }
 
-int lam__tjobs_start(lam__tjobs **out, lam_store *s, int fsfd,
-		     unsigned int threads, lam__tjob_cb cb, void *ctx)
+int lam__writers_start(lam__writers **out, lam_store *s, int fsfd,
+		       unsigned int threads, lam__writer_cb cb, void *ctx)
 {
 	*out = NULL;
 	if (threads > MAX_THREADS)
 		threads = MAX_THREADS;
-	lam__tjobs *j = lam__calloc(1, sizeof(*j));
+	lam__writers *j = lam__calloc(1, sizeof(*j));
 	unsigned int nw = threads ? threads : 1;
 	worker *w = lam__calloc(nw, sizeof(*w));
 	if (j == NULL || w == NULL) {
@@ -369,7 +398,7 @@ int lam__tjobs_start(lam__tjobs **out, lam_store *s, int fsfd,
 	for (unsigned int i = 0; i < nw; i++) {
 		w[i].scratch = lam__malloc(LAM__OBJECT_SCRATCH);
 		if (w[i].scratch == NULL) {
-			lam__tjobs_free(j);
+			lam__writers_free(j);
 			return lam__error(LAM_ENOMEM, "out of memory");
 		}
 	}
@@ -395,14 +424,14 @@ int lam__tjobs_start(lam__tjobs **out, lam_store *s, int fsfd,
 }
 
 /* The first error, in the calling thread's record. */
-static int failed(lam__tjobs *j)
+static int failed(lam__writers *j)
 {
 	lam__error_restore(&j->saved);
 	return j->err;
 }
 
-int lam__tjobs_submit(lam__tjobs *j, size_t tag, const lam__entry *e,
-		      void *data)
+int lam__writers_submit(lam__writers *j, size_t tag, const lam__entry *e,
+			void *data)
 {
 	uint64_t size = data ? e->size : 0;
 	pthread_mutex_lock(&j->mu);
@@ -453,7 +482,7 @@ int lam__tjobs_submit(lam__tjobs *j, size_t tag, const lam__entry *e,
 	return rc ? failed(j) : 0;
 }
 
-int lam__tjobs_finish(lam__tjobs *j)
+int lam__writers_finish(lam__writers *j)
 {
 	pthread_mutex_lock(&j->mu);
 	pthread_cond_broadcast(&j->more);
@@ -469,7 +498,7 @@ int lam__tjobs_finish(lam__tjobs *j)
 	return rc ? failed(j) : 0;
 }
 
-void lam__tjobs_free(lam__tjobs *j)
+void lam__writers_free(lam__writers *j)
 {
 	if (j == NULL)
 		return;
@@ -485,9 +514,15 @@ void lam__tjobs_free(lam__tjobs *j)
 		pthread_join(j->w[i].thread, NULL);
 	if (j->flusher_on)
 		pthread_join(j->flusher, NULL);
+	/* The last results still reach cb (objects to take back), but
+	 * whatever it says of skipped jobs must not replace the caller's
+	 * error. */
+	lam__error_saved keep;
+	lam__error_save(&keep);
 	pthread_mutex_lock(&j->mu);
 	reap_locked(j);
 	pthread_mutex_unlock(&j->mu);
+	lam__error_restore(&keep);
 	pthread_mutex_destroy(&j->mu);
 	pthread_cond_destroy(&j->more);
 	pthread_cond_destroy(&j->done);
