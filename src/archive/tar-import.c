@@ -24,9 +24,6 @@
 #include "kv/internal.h"
 
 #define MAX_ENTRIES (16u << 20)
-/* Contents up to this size go to the writers in memory; larger ones are
- * streamed into their object here. */
-#define IN_MEMORY_MAX (4u << 20)
 
 enum {
 	K_REAL,
@@ -325,7 +322,7 @@ static int store_content(imp *im, size_t idx)
 	lam__entry *e = &im->recs[idx].e;
 	void *data = NULL;
 	int rc = 0;
-	if (e->size > IN_MEMORY_MAX) {
+	if (e->size > LAM__WRITERS_MAX) {
 		bool stored = false;
 		rc = lam__object_put_stream(im->s, e->size, read_data, im,
 					    &im->work, false, &e->obj, &stored);
@@ -920,12 +917,10 @@ int lam__layer_import_tar(lam_layer **out, lam_store *s, int fd,
 	char stage[37] = "";
 	int stagefd = -1, fsfd = -1;
 	rc = lam__store_staging(s, stage, &stagefd);
-	if (rc == 0 &&
-	    (mkdirat(stagefd, "layer", 0755) < 0 ||
-	     mkdirat(stagefd, "layer/fs", 0755) < 0 ||
-	     (fsfd = openat(stagefd, "layer/fs",
-			    O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0))
-		rc = lam__error_errno(errno, "creating staging folder");
+	int layerfd = -1;
+	if (rc == 0)
+		rc = lam__staging_layer(stagefd, true, &layerfd, &fsfd);
+	lam__close(&layerfd);
 	unsigned int flags = o ? o->flags : 0;
 	if (rc == 0)
 		rc = lam__writers_start(&im.jobs, s, fsfd,

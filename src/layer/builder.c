@@ -29,7 +29,6 @@ typedef struct builder {
 	const lam__entry *ents;
 	size_t n;
 	int fsfd;
-	bool prestaged; /* regular files and folders may exist already */
 	const unsigned char *staged;
 	frame *stack;
 	size_t depth, cap;
@@ -101,6 +100,23 @@ static void apply_meta_at(const lam__stager *st, int dirfd, const char *name,
 	utimensat(dirfd, name, ts, AT_SYMLINK_NOFOLLOW);
 }
 
+int lam__staging_layer(int stagefd, bool make, int *layerfd, int *fsfd)
+{
+	*layerfd = *fsfd = -1;
+	if (make && (mkdirat(stagefd, "layer", 0755) < 0 ||
+		     mkdirat(stagefd, "layer/fs", 0755) < 0))
+		return lam__error_errno(errno, "creating staging folder");
+	*layerfd = openat(stagefd, "layer", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	*fsfd = openat(stagefd, "layer/fs", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (*layerfd < 0 || *fsfd < 0) {
+		int e = errno;
+		lam__close(layerfd);
+		lam__close(fsfd);
+		return lam__error_errno(e, "opening staging folder");
+	}
+	return 0;
+}
+
 int lam__stage_file_fd(const lam__stager *st, int fd, const lam__entry *e)
 {
 	int rc = 0;
@@ -155,37 +171,18 @@ static int push(builder *b, size_t ent, int fd)
 }
 
 /* Open the folder holding path (a path of this layer, whose folders this
- * builder made), one component at a time, never following a symlink. */
+ * builder or the writers made), never following a symlink. */
 static int open_parent(builder *b, const char *path, size_t len,
 		       const char **base)
 {
-	int fd = dup(b->fsfd);
+	size_t pl = len;
+	while (pl > 0 && path[pl - 1] != '/')
+		pl--;
+	*base = path + pl;
+	int fd = lam__open_dir_beneath(b->fsfd, path, pl ? pl - 1 : 0, false);
 	if (fd < 0)
-		return lam__error_errno(errno, "staging link");
-	size_t start = 0;
-	for (size_t i = 0; i < len; i++) {
-		if (path[i] != '/')
-			continue;
-		char comp[NAME_MAX + 1];
-		size_t cl = i - start;
-		if (cl == 0 || cl > NAME_MAX) {
-			close(fd);
-			return lam__error(LAM_ECORRUPT, "bad path %.*s",
-					  (int)len, path);
-		}
-		memcpy(comp, path + start, cl);
-		comp[cl] = '\0';
-		int next =
-			openat(fd, comp,
-			       O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		close(fd);
-		if (next < 0)
-			return lam__error_errno(errno, "staging link to %.*s",
-						(int)len, path);
-		fd = next;
-		start = i + 1;
-	}
-	*base = path + start;
+		return lam__error_errno(errno, "staging link to %.*s", (int)len,
+					path);
 	return fd;
 }
 
@@ -311,21 +308,9 @@ static int stage_entry(builder *b, size_t i)
 	if (e->flags & LAM__E_WHITEOUT)
 		return stage_whiteout(b, e, dirfd, name);
 	if (S_ISDIR(e->mode)) {
-		/* With files staged ahead, their folders may exist (made
-		 * 0700 by the writers, never a symlink: O_NOFOLLOW), and
-		 * opening first spares a failing mkdir. */
-		int fd = -1;
-		if (b->prestaged)
-			fd = openat(dirfd, name,
-				    O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-					    O_CLOEXEC);
-		if (fd < 0) {
-			if (mkdirat(dirfd, name, 0700) < 0)
-				return fail(e, errno, "staging");
-			fd = openat(dirfd, name,
-				    O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-					    O_CLOEXEC);
-		}
+		/* With files staged ahead, their folders may exist already
+		 * (made 0700 by the writers; never a symlink). */
+		int fd = lam__open_dir_beneath(dirfd, name, nl, true);
 		if (fd < 0)
 			return fail(e, errno, "staging");
 		return push(b, i, fd);
@@ -383,29 +368,18 @@ int lam__layer_build(lam_layer **out, lam_store *s, int stagefd,
 		     uint64_t size, const lam__import_hooks *hooks)
 {
 	*out = NULL;
-	const unsigned char *staged = hooks ? hooks->staged : NULL;
-	if (staged == NULL && (mkdirat(stagefd, "layer", 0755) < 0 ||
-			       mkdirat(stagefd, "layer/fs", 0755) < 0))
-		return lam__error_errno(errno, "creating staging folder");
-	int layerfd =
-		openat(stagefd, "layer", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int fsfd =
-		openat(stagefd, "layer/fs", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (layerfd < 0 || fsfd < 0) {
-		int e = errno;
-		lam__close(&layerfd);
-		lam__close(&fsfd);
-		return lam__error_errno(e, "opening staging folder");
-	}
+	int layerfd = -1, fsfd = -1;
+	int rc = lam__staging_layer(stagefd, false, &layerfd, &fsfd);
+	if (rc < 0)
+		return rc;
 	builder b;
 	memset(&b, 0, sizeof(b));
 	lam__stager_init(&b.st, s, fsfd);
 	b.ents = ents;
 	b.n = n;
 	b.fsfd = fsfd;
-	b.staged = staged;
-	b.prestaged = staged != NULL;
-	int rc = stage_fs(&b);
+	b.staged = hooks ? hooks->staged : NULL;
+	rc = stage_fs(&b);
 	lam__free(b.stack);
 	lam__free(b.first_of_group);
 	lam__close(&fsfd);

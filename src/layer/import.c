@@ -17,10 +17,6 @@
 
 #include "layer/internal.h"
 
-/* Files up to this size go to the writers in memory; larger ones stream
- * into their object here. */
-#define WRITERS_MAX (4u << 20)
-
 /* Where the walk keeps hard-link groups: (dev, ino) of the first member. */
 typedef struct hl_slot {
 	uint64_t dev;
@@ -355,7 +351,7 @@ static int stage_file(importer *im, int srcdir, int dstdir, const char *name,
 	int rc = read_xattrs(im, fd, NULL, e, &opaque);
 	/* Hard-link members stay here: the next members link to the first
 	 * one's layer-folder file as the walk meets them. */
-	if (rc == 0 && im->w != NULL && e->size <= WRITERS_MAX &&
+	if (rc == 0 && im->w != NULL && e->size <= LAM__WRITERS_MAX &&
 	    im->hl_of[e - im->ents] == 0) {
 		rc = give_to_writers(im, fd, e);
 		close(fd);
@@ -552,17 +548,12 @@ static int finish_writers(importer *im, int rc)
 	im->w = NULL;
 	for (size_t i = 0; rc == 0 && i < im->ndirs; i++) {
 		const lam__entry *e = &im->ents[im->dirs[i]];
-		char p[PATH_MAX];
-		if (e->path_len >= sizeof(p))
-			return lam__error(LAM_ENAMETOOLONG, "path too long");
-		memcpy(p, e->path, e->path_len);
-		p[e->path_len] = '\0';
-		int dfd = e->path_len == 0 ?
-				  fcntl(im->fsfd, F_DUPFD_CLOEXEC, 0) :
-				  lam__open_beneath(im->fsfd, p);
+		int dfd = lam__open_dir_beneath(im->fsfd, e->path, e->path_len,
+						false);
 		if (dfd < 0)
-			return lam__error_errno(errno, "staging %s/%s", im->src,
-						p);
+			return lam__error_errno(errno, "staging %s/%.*s",
+						im->src, (int)e->path_len,
+						e->path);
 		rc = dir_meta(im, dfd, im->dirs[i]);
 		close(dfd);
 	}
@@ -912,22 +903,14 @@ out:
 static int stage_and_publish(importer *im, int srcfd, lam_layer *parent,
 			     int stagefd, lam_layer **out)
 {
-	if (mkdirat(stagefd, "layer", 0755) < 0 ||
-	    mkdirat(stagefd, "layer/fs", 0755) < 0)
-		return lam__error_errno(errno, "creating staging folder");
-	int layerfd =
-		openat(stagefd, "layer", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	im->fsfd =
-		openat(stagefd, "layer/fs", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (layerfd < 0 || im->fsfd < 0) {
-		int e = errno;
-		lam__close(&layerfd);
-		lam__close(&im->fsfd);
-		return lam__error_errno(e, "opening staging folder");
-	}
+	int layerfd = -1;
+	int rc = lam__staging_layer(stagefd, true, &layerfd, &im->fsfd);
+	if (rc < 0)
+		return rc;
 	im->path[0] = '\0';
 	lam__entry *root = new_entry(im, 0);
-	int rc = root ? 0 : lam__error(LAM_ENOMEM, "out of memory");
+	if (root == NULL)
+		rc = lam__error(LAM_ENOMEM, "out of memory");
 	/* Worker threads where there are CPUs for them, and where no hook
 	 * takes over files (a view's commit reads its own). */
 	unsigned int threads = lam__writers_default_threads();

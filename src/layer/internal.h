@@ -126,8 +126,14 @@ void lam__stager_init(lam__stager *st, lam_store *s, int fsfd);
  * form: a metacopy stub redirecting into e's object, or an empty file;
  * then e's xattrs, owner, mode and times. */
 int lam__stage_file_fd(const lam__stager *st, int fd, const lam__entry *e);
+/* Open stagefd's layer/ and layer/fs/, made first with make. */
+int lam__staging_layer(int stagefd, bool make, int *layerfd, int *fsfd);
 
 /* ---- writers.c ---- */
+
+/* Regular files up to this size are read whole and handed to the writers;
+ * larger ones stream into their object in the calling thread. */
+#define LAM__WRITERS_MAX (4u << 20)
 
 /* The writers of an import (a tar stream, a folder): content objects and
  * staged layer-folder files, made by worker threads (or inline), reported
@@ -146,9 +152,6 @@ typedef struct lam__writer_result {
  * jobs with that error (its record set). */
 typedef int (*lam__writer_cb)(void *ctx, const lam__writer_result *r);
 
-/* Open the folder path below dirfd, following no symlink and never
- * leaving dirfd; -1 with errno on failure. */
-int lam__open_beneath(int dirfd, const char *path);
 /* Worker threads for this machine: 0 (inline) on one CPU. */
 unsigned int lam__writers_default_threads(void);
 /* fsfd: the staging layer folder's fs/ (borrowed) to stage files in, or

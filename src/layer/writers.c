@@ -21,12 +21,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/openat2.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "layer/internal.h"
@@ -91,98 +89,18 @@ struct lam__writers {
 
 /* ---- staging one file ---- */
 
-static int open_beneath(int fsfd, const char *path)
-{
-	struct open_how how;
-	memset(&how, 0, sizeof(how));
-	how.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
-	how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
-		      RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
-	return (int)syscall(SYS_openat2, fsfd, path, &how, sizeof(how));
-}
-
-int lam__open_beneath(int dirfd, const char *path)
-{
-	int fd = open_beneath(dirfd, path);
-	if (fd >= 0 || (errno != ENOSYS && errno != E2BIG))
-		return fd;
-	/* Before Linux 5.6: one component at a time, following nothing. */
-	char buf[PATH_MAX];
-	if (strlen(path) >= sizeof(buf)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	strcpy(buf, path);
-	fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
-	for (char *comp = buf, *slash; fd >= 0 && comp != NULL;
-	     comp = slash ? slash + 1 : NULL) {
-		slash = strchr(comp, '/');
-		if (slash != NULL)
-			*slash = '\0';
-		int next =
-			openat(fd, comp,
-			       O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		int e = errno;
-		close(fd);
-		errno = e;
-		fd = next;
-	}
-	return fd;
-}
-
 /* The folder path (len bytes, below fs/) open, made on the way as needed;
  * -2 when something that is not a folder stands in the way (the checks
  * will refuse the archive, or place the file themselves). */
 static int open_dir(lam__writers *j, const char *path, size_t len)
 {
-	if (len == 0) {
-		int fd = fcntl(j->fsfd, F_DUPFD_CLOEXEC, 0);
-		return fd < 0 ? lam__error_errno(errno, "staging") : fd;
-	}
-	char buf[PATH_MAX];
-	if (len >= sizeof(buf))
-		return -2;
-	memcpy(buf, path, len);
-	buf[len] = '\0';
-	int fd = open_beneath(j->fsfd, buf);
+	int fd = lam__open_dir_beneath(j->fsfd, path, len, true);
 	if (fd >= 0)
 		return fd;
-	if (errno == ENOTDIR || errno == ELOOP || errno == EXDEV)
+	if (errno == ENOTDIR || errno == ELOOP || errno == EXDEV ||
+	    errno == ENAMETOOLONG)
 		return -2;
-	if (errno != ENOENT && errno != ENOSYS && errno != E2BIG)
-		return lam__error_errno(errno, "staging folder %s", buf);
-	/* Make it one component at a time, following nothing. */
-	fd = fcntl(j->fsfd, F_DUPFD_CLOEXEC, 0);
-	if (fd < 0)
-		return lam__error_errno(errno, "staging");
-	char *comp = buf;
-	for (;;) {
-		char *slash = strchr(comp, '/');
-		if (slash != NULL)
-			*slash = '\0';
-		int next =
-			openat(fd, comp,
-			       O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (next < 0 && errno == ENOENT) {
-			/* Another worker may make it at the same time. */
-			if (mkdirat(fd, comp, 0700) == 0 || errno == EEXIST)
-				next = openat(fd, comp,
-					      O_RDONLY | O_DIRECTORY |
-						      O_NOFOLLOW | O_CLOEXEC);
-		}
-		int e = errno;
-		close(fd);
-		if (next < 0)
-			return e == ENOTDIR || e == ELOOP ?
-				       -2 :
-				       lam__error_errno(e,
-							"staging folder %.*s",
-							(int)len, path);
-		fd = next;
-		if (slash == NULL)
-			return fd;
-		comp = slash + 1;
-	}
+	return lam__error_errno(errno, "staging folder %.*s", (int)len, path);
 }
 
 /* 1 when e is staged, 0 when it was left to the builder, <0 on error. */

@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/openat2.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -206,6 +208,48 @@ int lam__mkdir_p_at(int dirfd, const char *path, mode_t mode)
 	if (mkdirat(dirfd, buf, mode) < 0 && errno != EEXIST)
 		return lam__error_errno(errno, "creating %s", buf);
 	return 0;
+}
+
+int lam__open_dir_beneath(int dirfd, const char *path, size_t len, bool make)
+{
+	char buf[PATH_MAX];
+	if (len >= sizeof(buf)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(buf, path, len);
+	buf[len] = '\0';
+	if (len == 0)
+		return fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+	struct open_how how;
+	memset(&how, 0, sizeof(how));
+	how.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
+	how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+		      RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
+	int fd = (int)syscall(SYS_openat2, dirfd, buf, &how, sizeof(how));
+	if (fd >= 0 ||
+	    !((errno == ENOENT && make) || errno == ENOSYS || errno == E2BIG))
+		return fd;
+	/* One component at a time, following nothing (and before Linux
+	 * 5.6, which has no openat2). */
+	fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+	for (char *comp = buf, *slash; fd >= 0 && comp != NULL;
+	     comp = slash ? slash + 1 : NULL) {
+		slash = strchr(comp, '/');
+		if (slash != NULL)
+			*slash = '\0';
+		int flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+		int next = openat(fd, comp, flags);
+		/* Another thread may make it at the same moment. */
+		if (next < 0 && errno == ENOENT && make &&
+		    (mkdirat(fd, comp, 0700) == 0 || errno == EEXIST))
+			next = openat(fd, comp, flags);
+		int e = errno;
+		close(fd);
+		errno = e;
+		fd = next;
+	}
+	return fd;
 }
 
 int lam__fd_path(char *out, size_t size, int dirfd, const char *name)

@@ -155,6 +155,12 @@ int lam__rmtree_at(int dirfd, const char *name);
 void lam__rmtree_quiet(int dirfd, const char *name);
 int lam__fsync_dir_at(int dirfd, const char *name);
 int lam__mkdir_p_at(int dirfd, const char *path, mode_t mode);
+/* Open the folder path (len bytes; "" is dirfd itself) below dirfd,
+ * following no symlink and never leaving dirfd (openat2 RESOLVE_BENEATH |
+ * RESOLVE_NO_SYMLINKS, or one component at a time with O_NOFOLLOW); with
+ * make, missing folders are made, mode 0700. -1 with errno on failure
+ * (ENOTDIR, ELOOP or EXDEV: something else stands in the way). */
+int lam__open_dir_beneath(int dirfd, const char *path, size_t len, bool make);
 void lam__close(int *fd);
 /* A DIR stream over a duplicate of fd, rewound (a duplicate shares the
  * original's position); NULL with errno on failure. Close with closedir. */
