@@ -837,50 +837,31 @@ int lam_kv_configure(lam_view *view, const lam_kv_options *options)
 	return 0;
 }
 
+/* The calls that only find the view's key/value state and act on it. */
+static int on_view_kv(lam_view *view, int (*fn)(lam__kv *kv))
+{
+	lam__error_reset();
+	lam__kv *kv;
+	int rc = lam__kv_of_view(&kv, view);
+	return rc < 0 ? rc : fn(kv);
+}
+
 int lam_kv_txn_begin(lam_view *view)
 {
-	lam__kv *kv;
-	int rc;
-
-	lam__error_reset();
-	rc = lam__kv_of_view(&kv, view);
-	if (rc < 0)
-		return rc;
-	return lam__kv_begin(kv);
+	return on_view_kv(view, lam__kv_begin);
 }
 
 int lam_kv_txn_commit(lam_view *view)
 {
-	lam__kv *kv;
-	int rc;
-
-	lam__error_reset();
-	rc = lam__kv_of_view(&kv, view);
-	if (rc < 0)
-		return rc;
-	return lam__kv_commit(kv);
+	return on_view_kv(view, lam__kv_commit);
 }
 
 int lam_kv_txn_abort(lam_view *view)
 {
-	lam__kv *kv;
-	int rc;
-
-	lam__error_reset();
-	rc = lam__kv_of_view(&kv, view);
-	if (rc < 0)
-		return rc;
-	return lam__kv_abort(kv);
+	return on_view_kv(view, lam__kv_abort);
 }
 
 int lam_kv_flush(lam_view *view)
 {
-	lam__kv *kv;
-	int rc;
-
-	lam__error_reset();
-	rc = lam__kv_of_view(&kv, view);
-	if (rc < 0)
-		return rc;
-	return lam__kv_log_sync(kv);
+	return on_view_kv(view, lam__kv_log_sync);
 }
