@@ -569,6 +569,23 @@ static int node_of(lam__kv *kv, const lam__kv_path *p, const lam__kv_res *res,
 	return rc;
 }
 
+/* The end of a change to one of key k's values: the change note taken
+ * back when it failed, else the key marked changed and stamped, and the
+ * watchers told. */
+static int value_changed(lam__kv *kv, lam__kv_ukey *k, int rc, int nrc,
+			 int64_t mtime)
+{
+	if (rc < 0) {
+		note_pop(kv, nrc);
+		return apply_failed(kv, rc);
+	}
+	lam__kv_upper_set_flags(&kv->up, k, k->flags | LAM__U_CHANGED);
+	k->mtime = mtime;
+	kv->version++;
+	deliver(kv);
+	return 0;
+}
+
 int lam__kv_set(lam__kv *kv, const lam__kv_path *p, const char *name,
 		size_t name_len, uint32_t type, const void *data, size_t size,
 		int64_t mtime)
@@ -656,15 +673,7 @@ int lam__kv_set(lam__kv *kv, const lam__kv_path *p, const char *name,
 					    (uint32_t)name_len, vh, type, data,
 					    (uint32_t)size, false);
 	lam__free(fold);
-	if (rc < 0) {
-		note_pop(kv, nrc);
-		return apply_failed(kv, rc);
-	}
-	lam__kv_upper_set_flags(&kv->up, k, k->flags | LAM__U_CHANGED);
-	k->mtime = mtime;
-	kv->version++;
-	deliver(kv);
-	return 0;
+	return value_changed(kv, k, rc, nrc, mtime);
 }
 
 int lam__kv_unset(lam__kv *kv, const lam__kv_path *p, const char *name,
@@ -729,15 +738,7 @@ int lam__kv_unset(lam__kv *kv, const lam__kv_path *p, const char *name,
 		}
 	}
 	lam__free(fold);
-	if (rc < 0) {
-		note_pop(kv, nrc);
-		return apply_failed(kv, rc);
-	}
-	lam__kv_upper_set_flags(&kv->up, k, k->flags | LAM__U_CHANGED);
-	k->mtime = mtime;
-	kv->version++;
-	deliver(kv);
-	return 0;
+	return value_changed(kv, k, rc, nrc, mtime);
 }
 
 int lam__kv_begin(lam__kv *kv)
